@@ -1,0 +1,130 @@
+"""The one place that reads Mailroom's environment.
+
+Everything else receives a `Settings` object (or a Dagster resource built from one), so tests,
+the CLI, the benchmark and Dagster all agree on which warehouse and which directories are in use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+WAREHOUSES = ("duckdb", "postgres")
+
+
+def project_root() -> Path:
+    """The checkout holding dbt/ when installed in editable mode, else the working directory."""
+    package_parent = Path(__file__).resolve().parents[1]
+    return package_parent if (package_parent / "dbt" / "dbt_project.yml").exists() else Path.cwd()
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = "mailroom"
+
+    @property
+    def url(self) -> str:
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+    @property
+    def libpq_environment(self) -> dict[str, str]:
+        """The standard PG* variables, which dbt/profiles.yml reads for the postgres target."""
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": self.dbname,
+        }
+
+
+def parse_postgres_url(url: str, variable: str = "MAILROOM_PG_URL") -> PostgresTarget:
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in ("postgres", "postgresql") or not parts.hostname:
+        raise SettingsError(
+            f"{variable}={url!r} is not a PostgreSQL URL; "
+            "use the form postgresql://user:password@host:5432/database"
+        )
+    dbname = parts.path.lstrip("/") or "mailroom"
+    return PostgresTarget(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        dbname=dbname,
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse: str = "duckdb"
+    data_dir: Path = field(default_factory=lambda: project_root() / "data")
+    landing_dir: Path | None = None
+    duckdb_path: Path | None = None
+    postgres: PostgresTarget = field(default_factory=PostgresTarget)
+
+    def __post_init__(self) -> None:
+        if self.warehouse not in WAREHOUSES:
+            raise SettingsError(
+                f"MAILROOM_WAREHOUSE={self.warehouse!r} is not supported; use one of {', '.join(WAREHOUSES)}"
+            )
+        # Derived paths default inside data_dir so one variable moves everything.
+        if self.landing_dir is None:
+            object.__setattr__(self, "landing_dir", self.data_dir / "landing")
+        if self.duckdb_path is None:
+            object.__setattr__(self, "duckdb_path", self.data_dir / "warehouse.duckdb")
+
+    @property
+    def dbt_target(self) -> str:
+        return self.warehouse
+
+    def dbt_environment(self) -> dict[str, str]:
+        """Variables dbt/profiles.yml reads, so a dbt run sees the same warehouse as Python."""
+        return {
+            "MAILROOM_WAREHOUSE": self.warehouse,
+            "MAILROOM_DUCKDB_PATH": str(self.duckdb_path),
+            **self.postgres.libpq_environment,
+        }
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("MAILROOM_DATA_DIR") or project_root() / "data").resolve()
+    landing = env.get("MAILROOM_LANDING_DIR")
+    duckdb_path = env.get("MAILROOM_DUCKDB_PATH")
+    return Settings(
+        warehouse=(env.get("MAILROOM_WAREHOUSE") or "duckdb").strip().lower(),
+        data_dir=data_dir,
+        landing_dir=Path(landing).resolve() if landing else None,
+        duckdb_path=Path(duckdb_path).resolve() if duckdb_path else None,
+        postgres=_postgres_from_environment(env),
+    )
+
+
+def _postgres_from_environment(env) -> PostgresTarget:
+    if env.get("MAILROOM_PG_URL"):
+        return parse_postgres_url(env["MAILROOM_PG_URL"])
+    port = env.get("PGPORT", "5432")
+    if not port.isdigit():
+        raise SettingsError(f"PGPORT={port!r} is not a port number; set it to e.g. 5432")
+    return PostgresTarget(
+        host=env.get("PGHOST", "127.0.0.1"),
+        port=int(port),
+        user=env.get("PGUSER", "postgres"),
+        password=env.get("PGPASSWORD", ""),
+        dbname=env.get("PGDATABASE", "mailroom"),
+    )

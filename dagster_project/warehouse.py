@@ -1,0 +1,157 @@
+"""A thin connection layer over the two supported warehouses: embedded DuckDB and PostgreSQL.
+
+Only what differs between the engines lives here (connecting, bulk-loading a CSV file, listing
+tables); every other statement Mailroom runs is plain SQL that both engines accept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster_project.settings import Settings
+
+SCHEMAS = ("raw", "staging", "intermediate", "marts", "ops")
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # portable type name accepted by DuckDB and PostgreSQL
+
+
+class Connection:
+    """One open connection inside `Warehouse.connect()`. Parameters are written as `?` in both
+    engines' SQL (translated to psycopg's %s), so callers write each statement once."""
+
+    def __init__(self, kind: str, raw):
+        self.kind = kind
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence | None = None) -> int:
+        """Run one statement; returns the number of rows it inserted, updated or deleted."""
+        if self.kind == "postgres":
+            with self.raw.cursor() as cur:
+                cur.execute(sql.replace("?", "%s") if params else sql, params)
+                return max(cur.rowcount, 0)
+        result = self.raw.execute(sql, params or [])
+        is_dml = sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")
+        return int(result.fetchone()[0]) if is_dml else 0
+
+    def fetchall(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        if self.kind == "postgres":
+            with self.raw.cursor() as cur:
+                cur.execute(sql.replace("?", "%s") if params else sql, params)
+                return cur.fetchall()
+        return self.raw.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: Sequence | None = None):
+        rows = self.fetchall(sql, params)
+        return rows[0][0] if rows else None
+
+    def load_csv(self, table: str, columns: Sequence[Column], csv_path: Path) -> None:
+        """Bulk-load a CSV file with a header row (empty unquoted field = NULL) into `table`."""
+        names = ", ".join(c.name for c in columns)
+        if self.kind == "postgres":
+            copy_sql = f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true)"
+            with self.raw.cursor() as cur, cur.copy(copy_sql) as copy, open(csv_path, "rb") as source:
+                while chunk := source.read(1 << 20):
+                    copy.write(chunk)
+            return
+        types = ", ".join(f"'{c.name}': '{c.sql_type}'" for c in columns)
+        self.raw.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_csv(?, header = true, "
+            f"columns = {{{types}}}, quote = '\"', escape = '\"', nullstr = '', "
+            "max_line_size = 16777216, auto_detect = false)",
+            [str(csv_path)],
+        )
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [schema, table],
+            )
+        )
+
+    def tables(self, schemas: Sequence[str] = SCHEMAS) -> list[tuple[str, str]]:
+        marks = ", ".join("?" for _ in schemas)
+        return [
+            (s, t)
+            for s, t in self.fetchall(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                f"WHERE table_schema IN ({marks}) ORDER BY 1, 2",
+                list(schemas),
+            )
+        ]
+
+
+class Warehouse:
+    """Opens short-lived connections: DuckDB allows one writing process, and dbt runs in another."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.kind = settings.warehouse
+
+    @property
+    def description(self) -> str:
+        if self.kind == "duckdb":
+            return f"DuckDB at {self.settings.duckdb_path}"
+        pg = self.settings.postgres
+        return f"PostgreSQL database {pg.dbname} on {pg.host}:{pg.port}"
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        if self.kind == "duckdb":
+            import duckdb
+
+            path = Path(self.settings.duckdb_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                raw = duckdb.connect(str(path))
+            except duckdb.IOException as error:
+                raise WarehouseError(
+                    f"Cannot open the DuckDB warehouse {path}: {error}. DuckDB allows one writing "
+                    "process; stop the other process (a dbt run, a notebook, a second Dagster run) "
+                    "or point MAILROOM_DUCKDB_PATH elsewhere."
+                ) from error
+            try:
+                raw.execute("BEGIN TRANSACTION")
+                yield Connection("duckdb", raw)
+                raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            finally:
+                raw.close()
+        else:
+            import psycopg
+
+            pg = self.settings.postgres
+            try:
+                raw = psycopg.connect(
+                    host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname=pg.dbname
+                )
+            except psycopg.OperationalError as error:
+                raise WarehouseError(
+                    f"Cannot connect to {self.description}: {error}. Check MAILROOM_PG_URL (or the PG* "
+                    "variables) and that the database exists (createdb "
+                    f"{pg.dbname})."
+                ) from error
+            try:
+                with raw.transaction():
+                    yield Connection("postgres", raw)
+            finally:
+                raw.close()
+
+    def ensure_schemas(self) -> None:
+        with self.connect() as conn:
+            for schema in SCHEMAS:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

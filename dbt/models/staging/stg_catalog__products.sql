@@ -1,0 +1,12 @@
+-- One row per product version from the catalog export.
+select
+    product_id,
+    name as product_name,
+    category as product_category,
+    price,
+    currency,
+    is_active,
+    updated_at,
+    source_file,
+    loaded_at
+from {{ source('raw', 'products') }}
