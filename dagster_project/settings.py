@@ -97,6 +97,8 @@ class Settings:
         return {
             "MAILROOM_WAREHOUSE": self.warehouse,
             "MAILROOM_DUCKDB_PATH": str(self.duckdb_path),
+            # Empty, so profiles.yml takes the decoded PG* values below rather than re-parsing a URL.
+            "MAILROOM_PG_URL": "",
             **self.postgres.libpq_environment,
         }
 

@@ -1,0 +1,52 @@
+# Mailroom: `make demo`, `make test`, `make dev`. Everything installs itself into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export DAGSTER_HOME ?= $(abspath .dagster_home)
+SCALE ?= 100000
+SEED ?= 7
+CUSTOMERS ?= 2000
+PYTEST_ARGS ?=
+
+INSTALLED := $(VENV)/.installed
+MANIFEST := dbt/target/manifest.json
+
+.PHONY: install prepare demo test dev bench quality-docs clean clean-data
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Mailroom needs Python 3.11 or newer; run make PYTHON=python3.11 ...")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The dbt manifest is prepared explicitly, never parsed at import time.
+prepare: $(MANIFEST)
+
+$(MANIFEST): $(INSTALLED) $(shell find dbt -name '*.sql' -o -name '*.yml' | grep -v '^dbt/target')
+	cd $(CURDIR) && $(BIN)/dagster-dbt project prepare-and-package --file dagster_project/dbt_project.py
+	@touch $@
+
+$(DAGSTER_HOME):
+	mkdir -p $@
+
+demo: prepare $(DAGSTER_HOME)
+	$(BIN)/python -m dagster_project.demo --customers $(CUSTOMERS)
+
+test: prepare
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+dev: prepare $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: prepare
+	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED)
+
+clean-data:
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal
+
+clean: clean-data
+	rm -rf $(VENV) dbt/target dbt/logs .dagster_home .pytest_cache

@@ -1,0 +1,151 @@
+"""`make bench SCALE=100000`: generate (or reuse) sample data at that scale, run each pipeline stage
+on DuckDB and on PostgreSQL in its own process, and record wall seconds and peak memory.
+
+Results go to benchmarks/results/<scale>-<warehouse>.json; BENCHMARKS.md is rebuilt from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import psycopg
+
+from benchmarks.machine import describe
+from benchmarks.report import write_report
+from dagster_project.resources import dbt_executable
+from dagster_project.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / "cache"
+RESULTS = ROOT / "benchmarks" / "results"
+# A fixed as-of date keeps cached data sets valid across days.
+AS_OF = date(2026, 11, 1)
+
+
+def measure(command: list[str], env: dict[str, str], cwd: Path = ROOT) -> dict:
+    """Run `command`; return wall seconds, peak resident memory (MiB) and its stdout."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        stderr = process.stderr.read().decode(errors="replace")
+        out.seek(0)
+        stdout = out.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark stage failed: {' '.join(command)}\n{stdout[-4000:]}\n{stderr[-4000:]}")
+    return {"seconds": round(seconds, 2), "peak_memory_mib": round(usage.ru_maxrss / 1024, 1), "stdout": stdout}
+
+
+def sample_data(scale: int, seed: int) -> tuple[Path, dict | None]:
+    landing = CACHE / f"customers-{scale}-seed-{seed}-asof-{AS_OF.isoformat()}"
+    if (landing / "truth" / "summary.json").exists():
+        print(f"reusing cached sample data {landing}")
+        return landing, None
+    print(f"generating {scale:,} customers into {landing} ...", flush=True)
+    stage = measure(
+        [sys.executable, "-m", "dagster_project.sample_data", "--customers", str(scale), "--seed", str(seed),
+         "--out", str(landing), "--as-of", AS_OF.isoformat()],
+        env=dict(os.environ),
+    )
+    stage.pop("stdout")
+    return landing, stage
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(settings.dbt_environment())
+    env.update({
+        "MAILROOM_DATA_DIR": str(settings.data_dir),
+        "MAILROOM_LANDING_DIR": str(settings.landing_dir),
+        "MAILROOM_PG_URL": settings.postgres.url,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    })
+    env["PATH"] = str(Path(dbt_executable()).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def run_warehouse(kind: str, landing: Path, scratch: Path) -> dict:
+    base = load_settings()
+    settings = Settings(warehouse=kind, data_dir=scratch / kind, landing_dir=landing, postgres=base.postgres)
+    database = None
+    if kind == "postgres":
+        database = f"mailroom_bench_{os.getpid()}"
+        _admin(settings, f'CREATE DATABASE "{database}"')
+        settings = replace(settings, postgres=replace(settings.postgres, dbname=database))
+    try:
+        env = environment(settings)
+        print(f"[{kind}] ingest ...", flush=True)
+        ingest = measure([sys.executable, "-m", "benchmarks.stage", "ingest"], env)
+        ingest["sources"] = json.loads(ingest.pop("stdout").strip().splitlines()[-1])
+        ingest["rows_loaded"] = sum(s["rows_loaded"] for s in ingest["sources"].values())
+        print(f"[{kind}] ingest {ingest['seconds']}s, {ingest['rows_loaded']:,} rows", flush=True)
+        print(f"[{kind}] dbt build ...", flush=True)
+        build = measure([dbt_executable(), "build", "--target", kind], env, cwd=ROOT / "dbt")
+        build.pop("stdout")
+        print(f"[{kind}] dbt build {build['seconds']}s", flush=True)
+        return {"ingest": ingest, "dbt build": build, "server_version": _server_version(settings)}
+    finally:
+        if database:
+            _admin(settings, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _admin(settings: Settings, statement: str) -> None:
+    pg = settings.postgres
+    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password,
+                         dbname="postgres", autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _server_version(settings: Settings) -> str | None:
+    if settings.warehouse != "postgres":
+        return None
+    pg = settings.postgres
+    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname=pg.dbname) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=100_000, help="number of customers")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--warehouses", default="duckdb,postgres")
+    args = parser.parse_args(argv)
+
+    machine = describe()
+    landing, generate = sample_data(args.scale, args.seed)
+    summary = json.loads((landing / "truth" / "summary.json").read_text())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mailroom-bench-") as scratch:
+        for kind in args.warehouses.split(","):
+            stages = run_warehouse(kind, landing, Path(scratch))
+            if stages.get("server_version"):
+                machine["postgres"] = stages["server_version"]
+            result = {
+                "scale": args.scale,
+                "seed": args.seed,
+                "warehouse": kind,
+                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "machine": machine,
+                "data": {k: summary[k] for k in summary if isinstance(summary[k], (int, float))},
+                "stages": {name: stage for name, stage in stages.items() if isinstance(stage, dict)},
+            }
+            if generate:
+                result["stages"] = {"generate sample data": generate, **result["stages"]}
+            (RESULTS / f"{args.scale}-{kind}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_report(RESULTS, ROOT / "BENCHMARKS.md")
+    print(f"wrote {RESULTS} and BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

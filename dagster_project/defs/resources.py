@@ -1,0 +1,25 @@
+"""Resources shared by every domain, built from Settings when the code location loads."""
+
+import dagster as dg
+
+from dagster_project.dbt_project import mailroom_dbt
+from dagster_project.resources import MailroomDbtResource, WarehouseResource, dbt_executable
+from dagster_project.settings import load_settings
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    settings = load_settings()
+    return dg.Definitions(
+        resources={
+            "warehouse": WarehouseResource.from_settings(settings),
+            "dbt": MailroomDbtResource(
+                project_dir=mailroom_dbt,
+                target=settings.dbt_target,
+                dbt_executable=dbt_executable(),
+                warehouse_environment=settings.dbt_environment(),
+            ),
+        },
+        # DuckDB allows one writing process: run the steps of a run one after another, in process.
+        executor=dg.in_process_executor,
+    )
