@@ -1,0 +1,76 @@
+{#-
+  Connected components of an undirected graph, computed in the warehouse and repeated until no label
+  changes (never a fixed number of passes).
+
+  Each round, every tree of nodes sharing a label hooks onto the smallest label found across its
+  edges, then pointer jumping (label := label of label) flattens the result until it stops changing.
+  Every tree either hooks or is hooked onto, so the number of trees in a component at least halves
+  per round: chains of any length finish in a logarithmic number of rounds.
+
+  edges_sql: a query returning (node_a, node_b) text pairs, used in both directions.
+  nodes_sql: a query returning (node) for every node, including nodes without edges.
+  Returns a table name with (node, component): component is the smallest node of the component.
+  Node keys must sort the same in every collation (callers use lower-case hex digests).
+-#}
+{% macro connected_components(edges_sql, nodes_sql, work_schema, name, max_rounds=64) %}
+    {%- set edges = work_schema ~ '.' ~ name ~ '__edges' -%}
+    {%- set labels = work_schema ~ '.' ~ name ~ '__labels' -%}
+    {%- set next_labels = work_schema ~ '.' ~ name ~ '__next_labels' -%}
+    {%- if not execute -%}{{ return(labels) }}{%- endif -%}
+
+    {% do run_query('create schema if not exists ' ~ work_schema) %}
+    {% for table in [edges, labels, next_labels] %}
+        {% do run_query('drop table if exists ' ~ table) %}
+    {% endfor %}
+    {% do run_query(
+        'create table ' ~ edges ~ ' as '
+        ~ 'select node_a as node, node_b as neighbour from (' ~ edges_sql ~ ') as e where node_a <> node_b '
+        ~ 'union select node_b, node_a from (' ~ edges_sql ~ ') as e where node_a <> node_b'
+    ) %}
+    {% do run_query(
+        'create table ' ~ labels ~ ' as select node, node as component from ('
+        ~ 'select node from (' ~ nodes_sql ~ ') as n union select node from ' ~ edges ~ ') as all_nodes'
+    ) %}
+
+    {%- set outer = namespace(converged=false, rounds=0, passes=0) -%}
+    {%- for round in range(max_rounds) if not outer.converged -%}
+        {%- set hooked = _cc_replace_labels(labels, next_labels, name,
+            'with tree_best as ('
+            ~ '  select l.component as tree, min(n.component) as best'
+            ~ '  from ' ~ labels ~ ' as l'
+            ~ '  join ' ~ edges ~ ' as e on e.node = l.node'
+            ~ '  join ' ~ labels ~ ' as n on n.node = e.neighbour'
+            ~ '  group by l.component'
+            ~ ') '
+            ~ 'select l.node, l.component as old_component, '
+            ~ '  least(l.component, coalesce(t.best, l.component)) as component '
+            ~ 'from ' ~ labels ~ ' as l left join tree_best as t on t.tree = l.component') -%}
+        {%- set inner = namespace(flat=false) -%}
+        {%- for jump in range(64) if not inner.flat -%}
+            {%- set jumped = _cc_replace_labels(labels, next_labels, name,
+                'select l.node, l.component as old_component, coalesce(p.component, l.component) as component '
+                ~ 'from ' ~ labels ~ ' as l left join ' ~ labels ~ ' as p on p.node = l.component') -%}
+            {%- set outer.passes = outer.passes + 1 -%}
+            {%- if jumped == 0 -%}{%- set inner.flat = true -%}{%- endif -%}
+        {%- endfor -%}
+        {%- set outer.rounds = outer.rounds + 1 -%}
+        {%- if hooked == 0 -%}{%- set outer.converged = true -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if not outer.converged -%}
+        {{ exceptions.raise_compiler_error(name ~ ': labels still changing after ' ~ max_rounds ~ ' rounds') }}
+    {%- endif -%}
+    {{ log(name ~ ': converged after ' ~ outer.rounds ~ ' rounds, ' ~ outer.passes ~ ' pointer-jumping passes', info=true) }}
+    {% do run_query('drop table ' ~ edges) %}
+    {{ return(labels) }}
+{% endmacro %}
+
+{#- Builds next_labels from select_sql (node, old_component, component), swaps it in for labels, and
+    returns how many labels changed. -#}
+{% macro _cc_replace_labels(labels, next_labels, name, select_sql) %}
+    {% do run_query('create table ' ~ next_labels ~ ' as ' ~ select_sql) %}
+    {%- set changed = run_query(
+        'select count(*) from ' ~ next_labels ~ ' where component <> old_component').columns[0].values()[0] -%}
+    {% do run_query('drop table ' ~ labels) %}
+    {% do run_query('alter table ' ~ next_labels ~ ' rename to ' ~ name ~ '__labels') %}
+    {{ return(changed | int) }}
+{% endmacro %}
