@@ -16,7 +16,8 @@ from dagster_project.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where raw, staging, marts and ops tables live: embedded DuckDB or PostgreSQL."""
+    """Where raw, staging, marts and ops tables live (embedded DuckDB or PostgreSQL), with the
+    Settings the Python assets need."""
 
     kind: str = "duckdb"
     duckdb_path: str
@@ -27,6 +28,7 @@ class WarehouseResource(dg.ConfigurableResource):
     pg_user: str = "postgres"
     pg_password: str = ""
     pg_dbname: str = "mailroom"
+    phone_default_region: str = "US"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WarehouseResource":
@@ -41,6 +43,7 @@ class WarehouseResource(dg.ConfigurableResource):
             pg_user=pg.user,
             pg_password=pg.password,
             pg_dbname=pg.dbname,
+            phone_default_region=settings.phone_default_region,
         )
 
     @property
@@ -54,6 +57,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 host=self.pg_host, port=self.pg_port, user=self.pg_user,
                 password=self.pg_password, dbname=self.pg_dbname,
             ),
+            phone_default_region=self.phone_default_region,
         )
 
     def warehouse(self) -> Warehouse:

@@ -76,6 +76,8 @@ class Settings:
     landing_dir: Path | None = None
     duckdb_path: Path | None = None
     postgres: PostgresTarget = field(default_factory=PostgresTarget)
+    # Region for phone numbers written without a country code when the record has no country.
+    phone_default_region: str = "US"
 
     def __post_init__(self) -> None:
         if self.warehouse not in WAREHOUSES:
@@ -114,7 +116,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         landing_dir=Path(landing).resolve() if landing else None,
         duckdb_path=Path(duckdb_path).resolve() if duckdb_path else None,
         postgres=_postgres_from_environment(env),
+        phone_default_region=_phone_region(env.get("MAILROOM_PHONE_DEFAULT_REGION") or "US"),
     )
+
+
+def _phone_region(region: str) -> str:
+    import phonenumbers
+
+    region = region.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(
+            f"MAILROOM_PHONE_DEFAULT_REGION={region!r} is not a region libphonenumber knows; "
+            "use an ISO 3166-1 alpha-2 code such as US, GB or DE"
+        )
+    return region
 
 
 def _postgres_from_environment(env) -> PostgresTarget:

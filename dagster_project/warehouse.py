@@ -72,6 +72,12 @@ class Connection:
             [str(csv_path)],
         )
 
+    def json_text(self, column: str, key: str) -> str:
+        """SQL for the text value of a top-level key in a JSON text column."""
+        if self.kind == "postgres":
+            return f"(cast({column} as jsonb) ->> '{key}')"
+        return f"json_extract_string({column}, '$.{key}')"
+
     def table_exists(self, schema: str, table: str) -> bool:
         return bool(
             self.scalar(

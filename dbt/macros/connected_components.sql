@@ -74,3 +74,18 @@
     {% do run_query('alter table ' ~ next_labels ~ ' rename to ' ~ name ~ '__labels') %}
     {{ return(changed | int) }}
 {% endmacro %}
+
+{#- Edges that link every node of a record to the record's smallest node (a star per record): enough
+    to connect all identifiers seen together, with one edge per identifier instead of one per pair.
+    record_nodes_sql returns (source, record_key, node). -#}
+{% macro record_star_edges(record_nodes_sql) -%}
+    select record_nodes.node as node_a, hubs.hub as node_b
+    from ({{ record_nodes_sql }}) as record_nodes
+    join (
+        select source, record_key, min(node) as hub
+        from ({{ record_nodes_sql }}) as nodes_of_record
+        group by source, record_key
+    ) as hubs
+        on hubs.source = record_nodes.source and hubs.record_key = record_nodes.record_key
+    where record_nodes.node <> hubs.hub
+{%- endmacro %}

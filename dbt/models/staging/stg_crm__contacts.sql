@@ -9,7 +9,7 @@ select
     address,
     city,
     zip as postal_code,
-    upper(country) as country_code,
+    country,
     timezone as crm_timezone,
     lifecycle_stage,
     user_id,

@@ -1,0 +1,1 @@
+"""Identity resolution helpers that need Python (phone parsing); the graph itself is resolved in dbt."""

@@ -1,0 +1,31 @@
+{#- The moment time-based rules are evaluated at (recency, CASL expiry), as a UTC timestamp without
+    time zone: MAILROOM_AS_OF (YYYY-MM-DD or a timestamp) when set, for reproducible runs, else now. -#}
+{% macro as_of_timestamp() -%}
+    {%- set fixed = env_var('MAILROOM_AS_OF', '') -%}
+    {%- if fixed -%}
+        cast('{{ fixed }}' as timestamp)
+    {%- else -%}
+        {{ return(adapter.dispatch('utc_now', 'mailroom')()) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro duckdb__utc_now() -%}
+    cast(timezone('UTC', now()) as timestamp)
+{%- endmacro %}
+
+{% macro postgres__utc_now() -%}
+    cast(now() at time zone 'UTC' as timestamp)
+{%- endmacro %}
+
+{#- Whole days between two timestamps (later minus earlier). -#}
+{% macro days_between(earlier, later) -%}
+    {{ return(adapter.dispatch('days_between', 'mailroom')(earlier, later)) }}
+{%- endmacro %}
+
+{% macro duckdb__days_between(earlier, later) -%}
+    date_diff('day', cast({{ earlier }} as date), cast({{ later }} as date))
+{%- endmacro %}
+
+{% macro postgres__days_between(earlier, later) -%}
+    (cast({{ later }} as date) - cast({{ earlier }} as date))
+{%- endmacro %}
