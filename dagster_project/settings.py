@@ -78,6 +78,9 @@ class Settings:
     postgres: PostgresTarget = field(default_factory=PostgresTarget)
     # Region for phone numbers written without a country code when the record has no country.
     phone_default_region: str = "US"
+    # Evaluate time-based rules (CASL expiry, recency) at this UTC date instead of now; for
+    # reproducible runs and tests. Passed to dbt as MAILROOM_AS_OF.
+    as_of: str = ""
 
     def __post_init__(self) -> None:
         if self.warehouse not in WAREHOUSES:
@@ -101,6 +104,7 @@ class Settings:
             "MAILROOM_DUCKDB_PATH": str(self.duckdb_path),
             # Empty, so profiles.yml takes the decoded PG* values below rather than re-parsing a URL.
             "MAILROOM_PG_URL": "",
+            "MAILROOM_AS_OF": self.as_of,
             **self.postgres.libpq_environment,
         }
 
@@ -117,7 +121,19 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         duckdb_path=Path(duckdb_path).resolve() if duckdb_path else None,
         postgres=_postgres_from_environment(env),
         phone_default_region=_phone_region(env.get("MAILROOM_PHONE_DEFAULT_REGION") or "US"),
+        as_of=_as_of(env.get("MAILROOM_AS_OF") or ""),
     )
+
+
+def _as_of(value: str) -> str:
+    from datetime import date
+
+    if value:
+        try:
+            date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            raise SettingsError(f"MAILROOM_AS_OF={value!r} is not a date; use YYYY-MM-DD or leave it unset") from None
+    return value.strip()
 
 
 def _phone_region(region: str) -> str:
