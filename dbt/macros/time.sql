@@ -29,3 +29,29 @@
 {% macro postgres__days_between(earlier, later) -%}
     (cast({{ later }} as date) - cast({{ earlier }} as date))
 {%- endmacro %}
+
+{#- A naive UTC timestamp as wall-clock time in the IANA timezone `tz` (an expression). -#}
+{% macro to_local_time(utc_timestamp, tz) -%}
+    {{ return(adapter.dispatch('to_local_time', 'mailroom')(utc_timestamp, tz)) }}
+{%- endmacro %}
+
+{% macro duckdb__to_local_time(utc_timestamp, tz) -%}
+    timezone({{ tz }}, {{ utc_timestamp }} at time zone 'UTC')
+{%- endmacro %}
+
+{% macro postgres__to_local_time(utc_timestamp, tz) -%}
+    (({{ utc_timestamp }} at time zone 'UTC') at time zone {{ tz }})
+{%- endmacro %}
+
+{#- Minutes from `earlier` to `later`, as a decimal number. -#}
+{% macro minutes_between(earlier, later) -%}
+    {{ return(adapter.dispatch('minutes_between', 'mailroom')(earlier, later)) }}
+{%- endmacro %}
+
+{% macro duckdb__minutes_between(earlier, later) -%}
+    (date_diff('second', {{ earlier }}, {{ later }}) / 60.0)
+{%- endmacro %}
+
+{% macro postgres__minutes_between(earlier, later) -%}
+    (extract(epoch from ({{ later }} - {{ earlier }})) / 60.0)
+{%- endmacro %}
