@@ -15,3 +15,21 @@
 {% macro default__json_text(column, path) -%}
     {{ exceptions.raise_compiler_error("json_text has no implementation for adapter " ~ adapter.type() ~ "; add a " ~ adapter.type() ~ "__json_text macro in dbt/macros/json.sql") }}
 {%- endmacro %}
+
+{#- One row per element of the JSON array at `key` in the JSON text column `column` of `relation`,
+    with `keep` columns and the element as JSON text in `item`. -#}
+{% macro json_array_rows(relation, column, key, keep) -%}
+    {{ return(adapter.dispatch('json_array_rows', 'mailroom')(relation, column, key, keep)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_array_rows(relation, column, key, keep) -%}
+    select {{ keep | join(', ') }}, cast(unnest(cast(json_extract({{ column }}, '$.{{ key }}') as json[])) as varchar) as item
+    from {{ relation }}
+    where json_type(json_extract({{ column }}, '$.{{ key }}')) = 'ARRAY'
+{%- endmacro %}
+
+{% macro postgres__json_array_rows(relation, column, key, keep) -%}
+    select {{ keep | join(', ') }}, cast(jsonb_array_elements(cast({{ column }} as jsonb) -> '{{ key }}') as text) as item
+    from {{ relation }}
+    where jsonb_typeof(cast({{ column }} as jsonb) -> '{{ key }}') = 'array'
+{%- endmacro %}
