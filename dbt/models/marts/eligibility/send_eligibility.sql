@@ -75,7 +75,9 @@ evaluated as (
             when coalesce(provider_suppressions.has_spam_report, 0) = 1 then 'spam_complaint'
             when email_consent.consent_status = 'opt_out' then 'opted_out'
             when customers.jurisdiction in ('EU', 'UK', 'OTHER')
-                and not (email_consent.consent_status = 'opt_in' and email_consent.lawful_basis = 'consent')
+                -- coalesce: a customer without any consent change has not opted in.
+                and not (coalesce(email_consent.consent_status, '') = 'opt_in'
+                         and coalesce(email_consent.lawful_basis, '') = 'consent')
                 then 'no_explicit_consent'
             when customers.jurisdiction = 'CA'
                 and coalesce(email_consent.lawful_basis, '') <> 'consent'
