@@ -31,7 +31,7 @@ def distinct_phone_spellings(conn) -> list[tuple[str, str | None]]:
 
 
 def build_phone_numbers(warehouse: Warehouse, default_region: str) -> Counter:
-    """Rebuild ops.phone_numbers from scratch; returns counts of valid and invalid spellings."""
+    """Rebuild the contents of ops.phone_numbers; returns counts of valid and invalid spellings."""
     outcome: Counter = Counter()
     with tempfile.TemporaryDirectory(prefix="mailroom-phones-") as scratch:
         path = Path(scratch) / "phones.csv"
@@ -46,8 +46,9 @@ def build_phone_numbers(warehouse: Warehouse, default_region: str) -> Counter:
                 writer.writerow([raw_phone, country or "", phone.phone_e164 or "", phone.invalid_reason or ""])
         with warehouse.connect() as conn:
             conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
-            conn.execute("DROP TABLE IF EXISTS ops.phone_numbers")
             body = ", ".join(f"{c.name} {c.sql_type}" for c in PHONE_COLUMNS)
-            conn.execute(f"CREATE TABLE ops.phone_numbers ({body})")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS ops.phone_numbers ({body})")
+            # Replaced in one transaction (not dropped): dbt's staging view depends on the table.
+            conn.execute("DELETE FROM ops.phone_numbers")
             conn.load_csv("ops.phone_numbers", PHONE_COLUMNS, path)
     return outcome

@@ -22,15 +22,20 @@
     {% for table in [edges, labels, next_labels] %}
         {% do run_query('drop table if exists ' ~ table) %}
     {% endfor %}
+    {% do run_query('drop table if exists ' ~ edges ~ '_once') %}
+    {#- Evaluate the caller's query once, then add the reverse direction. -#}
+    {% do run_query('create table ' ~ edges ~ '_once as select node_a, node_b from (' ~ edges_sql ~ ') as e where node_a <> node_b') %}
     {% do run_query(
         'create table ' ~ edges ~ ' as '
-        ~ 'select node_a as node, node_b as neighbour from (' ~ edges_sql ~ ') as e where node_a <> node_b '
-        ~ 'union select node_b, node_a from (' ~ edges_sql ~ ') as e where node_a <> node_b'
+        ~ 'select node_a as node, node_b as neighbour from ' ~ edges ~ '_once '
+        ~ 'union select node_b, node_a from ' ~ edges ~ '_once'
     ) %}
+    {% do run_query('drop table ' ~ edges ~ '_once') %}
     {% do run_query(
         'create table ' ~ labels ~ ' as select node, node as component from ('
         ~ 'select node from (' ~ nodes_sql ~ ') as n union select node from ' ~ edges ~ ') as all_nodes'
     ) %}
+    {% do _cc_analyze(edges) %}
 
     {%- set outer = namespace(converged=false, rounds=0, passes=0) -%}
     {%- for round in range(max_rounds) if not outer.converged -%}
@@ -68,6 +73,7 @@
     returns how many labels changed. -#}
 {% macro _cc_replace_labels(labels, next_labels, name, select_sql) %}
     {% do run_query('create table ' ~ next_labels ~ ' as ' ~ select_sql) %}
+    {% do _cc_analyze(next_labels) %}
     {%- set changed = run_query(
         'select count(*) from ' ~ next_labels ~ ' where component <> old_component').columns[0].values()[0] -%}
     {% do run_query('drop table ' ~ labels) %}
@@ -77,15 +83,28 @@
 
 {#- Edges that link every node of a record to the record's smallest node (a star per record): enough
     to connect all identifiers seen together, with one edge per identifier instead of one per pair.
-    record_nodes_sql returns (source, record_key, node). -#}
-{% macro record_star_edges(record_nodes_sql) -%}
+    record_nodes_sql returns (source, record_key, node); it is materialized once as
+    <work_schema>.<name>__record_nodes (dropped by the caller's post-hook with the labels). -#}
+{% macro record_star_edges(record_nodes_sql, work_schema, name) -%}
+    {%- set record_nodes = work_schema ~ '.' ~ name ~ '__record_nodes' -%}
+    {%- if execute -%}
+        {% do run_query('create schema if not exists ' ~ work_schema) %}
+        {% do run_query('drop table if exists ' ~ record_nodes) %}
+        {% do run_query('create table ' ~ record_nodes ~ ' as ' ~ record_nodes_sql) %}
+        {% do _cc_analyze(record_nodes) %}
+    {%- endif -%}
     select record_nodes.node as node_a, hubs.hub as node_b
-    from ({{ record_nodes_sql }}) as record_nodes
+    from {{ record_nodes }} as record_nodes
     join (
         select source, record_key, min(node) as hub
-        from ({{ record_nodes_sql }}) as nodes_of_record
+        from {{ record_nodes }}
         group by source, record_key
     ) as hubs
         on hubs.source = record_nodes.source and hubs.record_key = record_nodes.record_key
     where record_nodes.node <> hubs.hub
 {%- endmacro %}
+
+{#- Fresh work tables have no planner statistics in PostgreSQL; without them it picks nested loops. -#}
+{% macro _cc_analyze(table) %}
+    {% if target.type == 'postgres' %}{% do run_query('analyze ' ~ table) %}{% endif %}
+{% endmacro %}

@@ -2,7 +2,10 @@
 -- seen with one user's email and another user's login) are demoted here, so that two different
 -- user_ids never end up in one customer. Groups of linkable non-user identifiers are connected
 -- first; a group in touch with more than one user_id links nothing.
-{{ config(post_hook="drop table if exists {{ this.schema }}.int_identity_bridges_cc__labels") }}
+{{ config(post_hook=[
+    "drop table if exists {{ this.schema }}.int_identity_bridges_cc__labels",
+    "drop table if exists {{ this.schema }}.int_identity_bridges_cc__record_nodes",
+]) }}
 
 {% set record_nodes %}
     select distinct observations.source, observations.record_key, classified.node_key as node
@@ -18,7 +21,7 @@
     where resolution_status = 'linkable' and identifier_type <> 'user_id'
 {% endset %}
 
-{%- set groups = connected_components(record_star_edges(record_nodes), nodes, this.schema, 'int_identity_bridges_cc') %}
+{%- set groups = connected_components(record_star_edges(record_nodes, this.schema, 'int_identity_bridges_cc'), nodes, this.schema, 'int_identity_bridges_cc') %}
 
 with groups as (
     select node, component from {{ groups }}
@@ -32,7 +35,8 @@ user_ids_per_record as (
 
 group_user_ids as (
     select groups.component, count(distinct user_ids_per_record.user_id) as distinct_user_ids
-    from ({{ record_nodes }}) as record_nodes
+    -- record_star_edges() materialized the record nodes above.
+    from {{ this.schema }}.int_identity_bridges_cc__record_nodes as record_nodes
     join groups on groups.node = record_nodes.node
     join user_ids_per_record
         on user_ids_per_record.source = record_nodes.source

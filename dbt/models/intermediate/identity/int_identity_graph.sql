@@ -1,7 +1,10 @@
 -- The identity graph resolved: every linkable identifier with its component (customer). Components
 -- are the connected components of the links between identifiers seen in the same record, computed by
 -- connected_components() until no label changes.
-{{ config(post_hook="drop table if exists {{ this.schema }}.int_identity_graph_cc__labels") }}
+{{ config(post_hook=[
+    "drop table if exists {{ this.schema }}.int_identity_graph_cc__labels",
+    "drop table if exists {{ this.schema }}.int_identity_graph_cc__record_nodes",
+]) }}
 
 {% set linked_identifiers %}
     select classified.*
@@ -25,7 +28,7 @@
     select node_key as node from ({{ linked_identifiers }}) as linked
 {% endset %}
 
-{%- set components = connected_components(record_star_edges(record_nodes), nodes, this.schema, 'int_identity_graph_cc') %}
+{%- set components = connected_components(record_star_edges(record_nodes, this.schema, 'int_identity_graph_cc'), nodes, this.schema, 'int_identity_graph_cc') %}
 
 select
     linked.identifier_type,
