@@ -29,6 +29,7 @@ class WarehouseResource(dg.ConfigurableResource):
     pg_password: str = ""
     pg_dbname: str = "mailroom"
     phone_default_region: str = "US"
+    as_of: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WarehouseResource":
@@ -44,6 +45,7 @@ class WarehouseResource(dg.ConfigurableResource):
             pg_password=pg.password,
             pg_dbname=pg.dbname,
             phone_default_region=settings.phone_default_region,
+            as_of=settings.as_of,
         )
 
     @property
@@ -58,6 +60,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 password=self.pg_password, dbname=self.pg_dbname,
             ),
             phone_default_region=self.phone_default_region,
+            as_of=self.as_of,
         )
 
     def warehouse(self) -> Warehouse:

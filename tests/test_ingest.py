@@ -134,3 +134,25 @@ def test_a_csv_without_required_columns_fails_clearly_and_is_not_marked_loaded(w
         "hs_object_id,email,createdate,lastmodifieddate\n1,a@b.co,2026-01-01,2026-01-02\n"
     )
     assert ingest_source(warehouse, SOURCES["crm"], landing, now=NOW).rows_loaded == 1
+
+
+def test_parallel_parsing_loads_exactly_what_serial_parsing_loads(sample_landing, tmp_path, monkeypatch):
+    from dagster_project.ingest import loader
+    from dagster_project.settings import Settings
+    from dagster_project.warehouse import Warehouse
+
+    serial = Warehouse(Settings(data_dir=tmp_path / "serial"))
+    ingest_source(serial, SOURCES["cdp"], sample_landing, now=NOW, workers=1)
+    monkeypatch.setattr(loader, "PARALLEL_PARSE_BYTES", 0)  # use worker processes even for small files
+    parallel = Warehouse(Settings(data_dir=tmp_path / "parallel"))
+    report = ingest_source(parallel, SOURCES["cdp"], sample_landing, now=NOW, workers=2)
+    assert len(report.files_loaded) > 1
+    columns = "message_id, event_type, user_id, event_at, traits, source_file, source_line"
+    contents = []
+    for warehouse in (serial, parallel):
+        with warehouse.connect() as conn:
+            contents.append((
+                conn.fetchall(f"SELECT {columns} FROM raw.cdp_events ORDER BY message_id"),
+                conn.fetchall("SELECT file, line, reason FROM raw.quarantine ORDER BY file, line"),
+            ))
+    assert contents[0] == contents[1]

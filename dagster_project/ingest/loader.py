@@ -1,9 +1,9 @@
 """Loads new landing files into raw.* tables.
 
-Per file, in one transaction: parse and validate every record in Python (the same rules on both
-engines), spool good rows and rejects to CSV, bulk-load them (DuckDB read_csv, PostgreSQL COPY),
-move rows whose key was already loaded to raw.quarantine, and record the file in
-raw.ingested_files. A crash mid-file leaves nothing behind, and a file already in the ledger is
+Per file: parse and validate every record in Python (the same rules on both engines, files in
+parallel worker processes), spool good rows and rejects to CSV, then in one transaction bulk-load
+them (DuckDB read_csv, PostgreSQL COPY), move rows whose key was already loaded to raw.quarantine,
+and record the file in raw.ingested_files. A crash mid-file leaves nothing behind, and a file already in the ledger is
 skipped, so re-running is always safe.
 """
 
@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import multiprocessing
+import os
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -115,15 +118,33 @@ def _csv_value(value) -> object:
     return value
 
 
+DUPLICATE_REASON = "duplicate key: {key} seen before"
+PARALLEL_PARSE_BYTES = 32 << 20
+
+
+@dataclass
+class SpooledFile:
+    """One parsed landing file, waiting to be loaded."""
+
+    path: Path
+    digest: str
+    report: FileReport
+    rows_csv: Path
+    rejects_csv: Path
+
+
 def _spool(path: Path, source: Source, relative: str, loaded_at: str, clock: Clock,
            rows_csv: Path, rejects_csv: Path) -> FileReport:
-    """Parse the file once, writing loadable rows and rejects to two CSV files."""
+    """Parse the file once, writing loadable rows and rejects to two CSV files. A key repeated
+    within the file is rejected here; keys loaded by earlier files are caught in the warehouse."""
     report = FileReport(relative)
-    row_header = [c.name for c in source.columns] + ["source_file", "source_line", "payload"]
+    key_positions = [i for i, column in enumerate(source.columns) if column.name in source.key]
+    duplicate = DUPLICATE_REASON.format(key=source.key_label)
+    seen_keys: set = set()
     with open(rows_csv, "w", newline="", encoding="utf-8") as rows_handle, \
             open(rejects_csv, "w", newline="", encoding="utf-8") as rejects_handle:
         rows, rejects = csv.writer(rows_handle), csv.writer(rejects_handle)
-        rows.writerow(row_header)
+        rows.writerow([c.name for c in source.columns] + ["source_file", "source_line"])
         rejects.writerow([c.name for c in QUARANTINE_COLUMNS])
         for raw in read_records(path, source):
             report.rows_read += 1
@@ -131,50 +152,59 @@ def _spool(path: Path, source: Source, relative: str, loaded_at: str, clock: Clo
             if reason is None:
                 try:
                     values = source.parse(raw.record, clock)
+                    key = tuple(values[i] for i in key_positions)
+                    if key in seen_keys:
+                        reason = duplicate
+                    seen_keys.add(key)
                 except Rejected as rejected:
                     reason = str(rejected)
             if reason is not None:
                 report.reasons[reason.split(":")[0]] += 1
                 rejects.writerow([source.name, relative, raw.line, raw.payload, reason, loaded_at])
                 continue
-            rows.writerow([_csv_value(v) for v in values] + [relative, raw.line, raw.payload])
+            rows.writerow([_csv_value(v) for v in values] + [relative, raw.line])
     return report
 
 
-def _load_spooled(conn: Connection, source: Source, report: FileReport, loaded_at: str,
-                  rows_csv: Path, rejects_csv: Path) -> None:
+def _spool_in_worker(args) -> FileReport:
+    path, source_name, relative, loaded_at, now, rows_csv, rejects_csv = args
+    return _spool(path, SOURCES[source_name], relative, loaded_at, Clock(now), rows_csv, rejects_csv)
+
+
+def _load_spooled(conn: Connection, source: Source, spooled: SpooledFile, loaded_at: str) -> None:
+    report = spooled.report
     incoming = f"incoming_{source.table}"
-    incoming_columns = source.columns + LINEAGE_COLUMNS + (Column("payload", "VARCHAR"),)
+    incoming_columns = source.columns + LINEAGE_COLUMNS
     conn.execute(f"DROP TABLE IF EXISTS {incoming}")
     conn.execute(_ddl(incoming, incoming_columns, temporary=True))
-    conn.load_csv(incoming, incoming_columns, rows_csv)
+    conn.load_csv(incoming, incoming_columns, spooled.rows_csv)
 
-    key = ", ".join(source.key)
-    matches = " AND ".join(f"loaded.{k} = ranked.{k}" for k in source.key)
-    ranked = (
-        f"SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY source_line) AS copy_number "
-        f"FROM {incoming}"
-    )
+    matches = " AND ".join(f"loaded.{k} = incoming.{k}" for k in source.key)
     already_loaded = f"EXISTS (SELECT 1 FROM {source.qualified_table} AS loaded WHERE {matches})"
-    reason = f"duplicate key: {source.key_label} seen before"
-    duplicates = conn.execute(
-        "INSERT INTO raw.quarantine (source, file, line, payload, reason, loaded_at) "
-        f"SELECT ?, source_file, source_line, payload, ?, CAST(? AS TIMESTAMP) FROM ({ranked}) AS ranked "
-        f"WHERE copy_number > 1 OR {already_loaded}",
-        [source.name, reason, loaded_at],
-    )
-    names = ", ".join(c.name for c in source.columns + LINEAGE_COLUMNS)
+    repeated_lines = {
+        int(line) for (line,) in conn.fetchall(f"SELECT source_line FROM {incoming} AS incoming WHERE {already_loaded}")
+    }
+    names = ", ".join(c.name for c in incoming_columns)
     report.rows_loaded = conn.execute(
         f"INSERT INTO {source.qualified_table} ({names}, loaded_at) "
-        f"SELECT {names}, CAST(? AS TIMESTAMP) FROM ({ranked}) AS ranked "
-        f"WHERE copy_number = 1 AND NOT {already_loaded}",
+        f"SELECT {names}, CAST(? AS TIMESTAMP) FROM {incoming} AS incoming WHERE NOT {already_loaded}",
         [loaded_at],
     )
-    conn.load_csv("raw.quarantine", QUARANTINE_COLUMNS, rejects_csv)
     conn.execute(f"DROP TABLE {incoming}")
-    if duplicates:
-        report.reasons["duplicate key"] += duplicates
+    if repeated_lines:
+        # Rare (a re-delivered file): read those lines again to keep their raw payload.
+        _append_rejects(spooled, source, repeated_lines, DUPLICATE_REASON.format(key=source.key_label), loaded_at)
+        report.reasons["duplicate key"] += len(repeated_lines)
+    conn.load_csv("raw.quarantine", QUARANTINE_COLUMNS, spooled.rejects_csv)
     report.rows_quarantined = sum(report.reasons.values())
+
+
+def _append_rejects(spooled: SpooledFile, source: Source, lines: set[int], reason: str, loaded_at: str) -> None:
+    with open(spooled.rejects_csv, "a", newline="", encoding="utf-8") as handle:
+        rejects = csv.writer(handle)
+        for raw in read_records(spooled.path, source):
+            if raw.line in lines:
+                rejects.writerow([source.name, spooled.report.file, raw.line, raw.payload, reason, loaded_at])
 
 
 def ingest_source(
@@ -183,37 +213,63 @@ def ingest_source(
     landing_dir: Path,
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    workers: int | None = None,
 ) -> IngestReport:
-    """Load every file of `source` not yet in raw.ingested_files; return what happened."""
+    """Load every file of `source` not yet in raw.ingested_files; return what happened.
+
+    Files are parsed in parallel worker processes and loaded one by one, in name order, each in its
+    own transaction (DuckDB allows one writer)."""
     started = time.perf_counter()
     now = now or datetime.now(timezone.utc)
-    clock = Clock(now)
     loaded_at = now.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
     report = IngestReport(source.name)
     ensure_raw_tables(warehouse)
 
     with warehouse.connect() as conn:
         seen = set(conn.fetchall("SELECT file, sha256 FROM raw.ingested_files WHERE source = ?", [source.name]))
+    pending = []
     for path in landing_files(landing_dir, source):
         relative = path.relative_to(landing_dir).as_posix()
         digest = _sha256(path)
         if (relative, digest) in seen:
             report.files_skipped += 1
-            continue
-        with tempfile.TemporaryDirectory(prefix="mailroom-ingest-") as scratch:
-            rows_csv, rejects_csv = Path(scratch) / "rows.csv", Path(scratch) / "rejects.csv"
-            file_report = _spool(path, source, relative, loaded_at, clock, rows_csv, rejects_csv)
+        else:
+            pending.append((path, relative, digest))
+    if not pending:
+        report.seconds = time.perf_counter() - started
+        return report
+
+    with tempfile.TemporaryDirectory(prefix="mailroom-ingest-") as scratch:
+        jobs = [
+            (path, source.name, relative, loaded_at, now,
+             Path(scratch) / f"{number}-rows.csv", Path(scratch) / f"{number}-rejects.csv")
+            for number, (path, relative, _) in enumerate(pending)
+        ]
+        for (path, relative, digest), job, file_report in zip(pending, jobs, _spool_all(jobs, workers)):
+            spooled = SpooledFile(path, digest, file_report, job[5], job[6])
             with warehouse.connect() as conn:
-                _load_spooled(conn, source, file_report, loaded_at, rows_csv, rejects_csv)
+                _load_spooled(conn, source, spooled, loaded_at)
                 conn.execute(
                     "INSERT INTO raw.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMP))",
                     [source.name, relative, digest, path.stat().st_size, file_report.rows_read,
                      file_report.rows_loaded, file_report.rows_quarantined, loaded_at],
                 )
-        report.files_loaded.append(file_report)
-        progress(
-            f"{source.name}: {relative}: {file_report.rows_loaded:,} loaded, "
-            f"{file_report.rows_quarantined:,} quarantined of {file_report.rows_read:,} read"
-        )
+            report.files_loaded.append(file_report)
+            progress(
+                f"{source.name}: {relative}: {file_report.rows_loaded:,} loaded, "
+                f"{file_report.rows_quarantined:,} quarantined of {file_report.rows_read:,} read"
+            )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _spool_all(jobs: list[tuple], workers: int | None):
+    """Parse files in worker processes when there is enough to parse (CPU-bound Python); a worker
+    costs about a second to start, so small batches stay in this process."""
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1 or sum(job[0].stat().st_size for job in jobs) < PARALLEL_PARSE_BYTES:
+        yield from map(_spool_in_worker, jobs)
+        return
+    context = multiprocessing.get_context("spawn")  # fork is unsafe in a process with threads (Dagster)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from pool.map(_spool_in_worker, jobs)
