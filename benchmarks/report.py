@@ -13,17 +13,20 @@ Measured by `make bench SCALE=<customers>` (benchmarks/run.py). Each stage runs 
 seconds are wall time, memory is the stage process's peak resident set (the PostgreSQL server's own
 memory is not included). Raw figures: benchmarks/results/*.json. Tests never assert durations.
 
-Targets: ingest of about 1M CDP events (100K customers) in under 30 s on DuckDB on 2 cores.
+Targets on 2 cores: ingest of about 1M CDP events (100K customers) in under 30 s on DuckDB; identity
+resolution of 100K customers / 1M events in under 60 s on DuckDB.
 """
 
 
 def write_report(results_dir: Path, target: Path) -> None:
     results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
     lines = [HEADER]
-    machines = sorted({summary(r["machine"]) for r in results})
+    machines = sorted({summary({**r["machine"], "postgres": None}) for r in results})
+    servers = sorted({r["machine"]["postgres"] for r in results if r["machine"].get("postgres")})
     if machines:
         lines.append("## Machine\n")
         lines.extend(f"- {machine}" for machine in machines)
+        lines.extend(f"- PostgreSQL {server} on the same machine (default configuration)" for server in servers)
         lines.append("")
     lines.append("## Figures\n")
     lines.append("| customers | CDP events | warehouse | stage | seconds | peak MiB | rows | recorded |")
@@ -36,7 +39,23 @@ def write_report(results_dir: Path, target: Path) -> None:
                 f"| {figures['seconds']:.1f} | {figures['peak_memory_mib']:.0f} "
                 f"| {_number(figures.get('rows_loaded', ''))} | {result['recorded_at'][:10]} |"
             )
+    lines.extend(_model_lines(results))
     target.write_text("\n".join(lines) + "\n")
+
+
+def _model_lines(results: list[dict]) -> list[str]:
+    """Identity resolution (the int_identity_* models) and the slowest models, per run."""
+    lines = ["", "## dbt models\n", "| customers | warehouse | identity resolution s | slowest models (s) |",
+             "|---:|---|---:|---|"]
+    for result in sorted(results, key=lambda r: (r["scale"], r["warehouse"] != "duckdb")):
+        models = next((stage.get("models") for stage in result["stages"].values() if stage.get("models")), None)
+        if not models:
+            continue
+        identity = sum(seconds for name, seconds in models.items() if ".int_identity" in name)
+        slowest = ", ".join(f"{name} {seconds:.1f}" for name, seconds in
+                            sorted(models.items(), key=lambda item: -item[1])[:4])
+        lines.append(f"| {_number(result['scale'])} | {result['warehouse']} | {identity:.1f} | {slowest} |")
+    return lines
 
 
 def _number(value) -> str:

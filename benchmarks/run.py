@@ -69,6 +69,8 @@ def environment(settings: Settings) -> dict[str, str]:
         "MAILROOM_LANDING_DIR": str(settings.landing_dir),
         "MAILROOM_PG_URL": settings.postgres.url,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MAILROOM_AS_OF": AS_OF.isoformat(),
+        "NO_COLOR": "1",
     })
     env["PATH"] = str(Path(dbt_executable()).parent) + os.pathsep + env.get("PATH", "")
     return env
@@ -89,14 +91,31 @@ def run_warehouse(kind: str, landing: Path, scratch: Path) -> dict:
         ingest["sources"] = json.loads(ingest.pop("stdout").strip().splitlines()[-1])
         ingest["rows_loaded"] = sum(s["rows_loaded"] for s in ingest["sources"].values())
         print(f"[{kind}] ingest {ingest['seconds']}s, {ingest['rows_loaded']:,} rows", flush=True)
+        phones = measure([sys.executable, "-m", "benchmarks.stage", "phone-numbers"], env)
+        phones.update(json.loads(phones.pop("stdout").strip().splitlines()[-1]))
         print(f"[{kind}] dbt build ...", flush=True)
         build = measure([dbt_executable(), "build", "--target", kind], env, cwd=ROOT / "dbt")
-        build.pop("stdout")
+        build["models"] = _model_seconds(build.pop("stdout"))
         print(f"[{kind}] dbt build {build['seconds']}s", flush=True)
-        return {"ingest": ingest, "dbt build": build, "server_version": _server_version(settings)}
+        return {
+            "ingest": ingest,
+            "phone numbers (Python)": phones,
+            "dbt build (models and tests)": build,
+            "server_version": _server_version(settings),
+        }
     finally:
         if database:
             _admin(settings, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _model_seconds(dbt_output: str) -> dict[str, float]:
+    """Seconds per model from dbt's log lines ('... OK created sql table model marts.x ... in 1.23s]')."""
+    import re
+
+    seconds = {}
+    for match in re.finditer(r"OK created sql \w+ model (\S+) .*? in ([0-9.]+)s\]", dbt_output):
+        seconds[match.group(1)] = float(match.group(2))
+    return seconds
 
 
 def _admin(settings: Settings, statement: str) -> None:

@@ -1,6 +1,7 @@
 """One benchmark stage in its own process, so its peak memory can be read from the OS:
 
-    python -m benchmarks.stage ingest     (warehouse from the MAILROOM_* environment)
+    python -m benchmarks.stage ingest          (warehouse from the MAILROOM_* environment)
+    python -m benchmarks.stage phone-numbers
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ def ingest() -> dict:
     }
 
 
+def phone_numbers() -> dict:
+    from dagster_project.identity.phone_table import build_phone_numbers
+
+    settings = load_settings()
+    outcome = build_phone_numbers(Warehouse(settings), settings.phone_default_region)
+    return {"rows_loaded": outcome["valid"] + outcome["invalid"]}
+
+
+STAGES = {"ingest": ingest, "phone-numbers": phone_numbers}
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["ingest"]:
-        sys.exit("usage: python -m benchmarks.stage ingest")
-    print(json.dumps(ingest()))
+    if len(sys.argv) != 2 or sys.argv[1] not in STAGES:
+        sys.exit(f"usage: python -m benchmarks.stage {{{'|'.join(STAGES)}}}")
+    print(json.dumps(STAGES[sys.argv[1]]()))

@@ -1,4 +1,7 @@
 -- One row per CDP event, with the Segment fields later models read pulled out of the JSON objects.
+-- A table rather than a view: unpacking JSON is the expensive part, and it is done once here.
+{{ config(materialized='table') }}
+
 with source as (
     select * from {{ source('raw', 'cdp_events') }}
 )

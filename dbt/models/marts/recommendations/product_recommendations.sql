@@ -79,7 +79,9 @@ affinity as (
 ),
 
 scored as (
-    select customer_id, product_id, sum(strength) as score, max(source) as source
+    select customer_id, product_id, sum(strength) as score,
+        -- co_purchase whenever a bought-together signal exists ('co_purchase' > 'category_affinity')
+        max(source) as source
     from (
         select customer_id, product_id, strength, 'co_purchase' as source from co_purchase
         union all
@@ -115,23 +117,28 @@ fallback as (
     )
 ),
 
-ranked as (
+-- A product can be both a candidate and a fallback: keep its best score, and the signal it came from.
+combined as (
+    select customer_id, product_id, score, source from candidates
+    union all
+    select customer_id, product_id, score, source from fallback
+),
+
+best as (
     select
         customer_id,
         product_id,
-        score,
-        source,
+        max(score) as score,
+        coalesce(max(case when source <> 'popular' then source end), 'popular') as source
+    from combined
+    group by customer_id, product_id
+),
+
+ranked as (
+    select
+        *,
         row_number() over (partition by customer_id order by score desc, product_id) as recommendation_rank
-    from (
-        select customer_id, product_id, score, source from candidates
-        union all
-        select fallback.customer_id, fallback.product_id, fallback.score, fallback.source
-        from fallback
-        where not exists (
-            select 1 from candidates
-            where candidates.customer_id = fallback.customer_id and candidates.product_id = fallback.product_id
-        )
-    ) as all_candidates
+    from best
 )
 
 select
