@@ -1,7 +1,8 @@
 -- Top var('recommendations_per_customer') active products per customer, never one the customer has
 -- bought. Score = co-purchase strength (how many customers bought this product together with one the
--- customer bought) + category affinity (the customer's category weight times the product's share of
--- its category's sales). Customers with no signal get the most popular products (cold start).
+-- customer bought) + category affinity (the customer's weight for one of their top 3 categories times
+-- the product's share of that category's buyers). Customers with no signal get the most popular
+-- products (cold start).
 {%- set per_customer = var('recommendations_per_customer') %}
 
 with products as (
@@ -64,18 +65,41 @@ co_purchase as (
     group by purchases.customer_id, strongest_pairs.also_bought
 ),
 
-affinity as (
-    select
-        weights.customer_id,
-        category_share.product_id,
-        weights.weight * category_share.share as strength
+-- Category affinity: the customer's three strongest categories times the share of each of that
+-- category's best sellers (the top 2 x N per category; the long tail could never rank anyway).
+customer_categories as (
+    select customer_id, product_category, weight
     from (
-        select customer_id, product_category, count(*) as weight
+        select
+            customer_id,
+            product_category,
+            count(*) as weight,
+            row_number() over (partition by customer_id order by count(*) desc, product_category) as category_rank
         from {{ ref('int_cdp_events_resolved') }}
         where customer_id is not null and product_category is not null
         group by customer_id, product_category
-    ) as weights
-    join category_share on category_share.product_category = weights.product_category
+    ) as ranked_categories
+    where category_rank <= 3
+),
+
+category_best_sellers as (
+    select *
+    from (
+        select
+            *,
+            row_number() over (partition by product_category order by share desc, product_id) as seller_rank
+        from category_share
+    ) as ranked_products
+    where seller_rank <= {{ per_customer }} * 2
+),
+
+affinity as (
+    select
+        customer_categories.customer_id,
+        category_best_sellers.product_id,
+        customer_categories.weight * category_best_sellers.share as strength
+    from customer_categories
+    join category_best_sellers on category_best_sellers.product_category = customer_categories.product_category
 ),
 
 scored as (
