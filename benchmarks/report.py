@@ -39,6 +39,11 @@ def write_report(results_dir: Path, target: Path) -> None:
                 f"| {figures['seconds']:.1f} | {figures['peak_memory_mib']:.0f} "
                 f"| {_number(figures.get('rows_loaded', ''))} | {result['recorded_at'][:10]} |"
             )
+            for source, part in figures.get("sources", {}).items():
+                lines.append(
+                    f"| | | | &nbsp;&nbsp;{stage}: {source} | {part['seconds']:.1f} | | "
+                    f"{_number(part['rows_loaded'])} | |"
+                )
     lines.extend(_model_lines(results))
     target.write_text("\n".join(lines) + "\n")
 
