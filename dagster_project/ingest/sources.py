@@ -104,6 +104,7 @@ def parse_crm_contact(record: dict, clock: Clock) -> tuple:
         text(record, "hs_timezone"),
         text(record, "lifecyclestage"),
         text(record, "user_id"),
+        boolean(record, "hs_email_optout"),
         clock.iso(record, "createdate", required=True),
         clock.iso(record, "lastmodifieddate", required=True),
     )
@@ -202,7 +203,7 @@ SOURCES: dict[str, Source] = {
             columns=_columns(
                 "contact_id:VARCHAR email:VARCHAR first_name:VARCHAR last_name:VARCHAR phone:VARCHAR "
                 "mobile_phone:VARCHAR address:VARCHAR city:VARCHAR zip:VARCHAR country:VARCHAR "
-                "timezone:VARCHAR lifecycle_stage:VARCHAR user_id:VARCHAR created_at:TIMESTAMP "
+                "timezone:VARCHAR lifecycle_stage:VARCHAR user_id:VARCHAR email_opt_out:BOOLEAN created_at:TIMESTAMP "
                 "updated_at:TIMESTAMP"
             ),
             key=("contact_id", "updated_at"),

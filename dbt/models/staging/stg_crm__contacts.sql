@@ -13,6 +13,7 @@ select
     timezone as crm_timezone,
     lifecycle_stage,
     user_id,
+    coalesce(email_opt_out, false) as is_email_opt_out,
     created_at,
     updated_at,
     source_file,

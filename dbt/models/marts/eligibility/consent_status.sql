@@ -1,5 +1,5 @@
--- The latest consent per customer and channel, from consent events (matched by user_id, else email)
--- and the email provider's unsubscribe and resubscribe events.
+-- The latest consent per customer and channel, from consent events (matched by user_id, else email),
+-- the email provider's unsubscribe and resubscribe events, and CRM email opt-out flags.
 with identifiers as (
     select * from {{ ref('int_identifiers_customers') }}
 ),
@@ -35,10 +35,29 @@ provider_changes as (
     where esp.event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
 ),
 
+-- A CRM contact flagged as opted out of email (hs_email_optout), as of the version that says so.
+crm_opt_outs as (
+    select
+        identifiers.customer_id,
+        'email' as channel,
+        'opt_out' as consent_status,
+        'consent' as lawful_basis,
+        'crm_email_optout' as capture_source,
+        min(contacts.updated_at) as occurred_at,
+        'crm:' || contacts.contact_id as change_id
+    from {{ ref('stg_crm__contacts') }} as contacts
+    join identifiers
+        on identifiers.identifier_type = 'crm_contact_id' and identifiers.identifier_value = contacts.contact_id
+    where contacts.is_email_opt_out
+    group by identifiers.customer_id, contacts.contact_id
+),
+
 changes as (
     select * from consent_events where customer_id is not null
     union all
     select * from provider_changes
+    union all
+    select * from crm_opt_outs
 ),
 
 ranked as (
