@@ -43,15 +43,16 @@
     (({{ utc_timestamp }} at time zone 'UTC') at time zone {{ tz }})
 {%- endmacro %}
 
-{#- Minutes from `earlier` to `later`, as a decimal number. -#}
-{% macro minutes_between(earlier, later) -%}
-    {{ return(adapter.dispatch('minutes_between', 'mailroom')(earlier, later)) }}
+{#- Whole seconds from `earlier` to `later`, as an integer (exact on both engines, so averages and
+    rounding built on it agree row for row). -#}
+{% macro seconds_between(earlier, later) -%}
+    {{ return(adapter.dispatch('seconds_between', 'mailroom')(earlier, later)) }}
 {%- endmacro %}
 
-{% macro duckdb__minutes_between(earlier, later) -%}
-    (date_diff('second', {{ earlier }}, {{ later }}) / 60.0)
+{% macro duckdb__seconds_between(earlier, later) -%}
+    cast(floor(epoch({{ later }}) - epoch({{ earlier }})) as bigint)
 {%- endmacro %}
 
-{% macro postgres__minutes_between(earlier, later) -%}
-    (extract(epoch from ({{ later }} - {{ earlier }})) / 60.0)
+{% macro postgres__seconds_between(earlier, later) -%}
+    cast(floor(extract(epoch from ({{ later }} - {{ earlier }}))) as bigint)
 {%- endmacro %}

@@ -56,7 +56,8 @@ first_opens as (
 time_to_open as (
     select
         first_deliveries.customer_id,
-        avg({{ minutes_between('first_deliveries.delivered_at', 'first_opens.opened_at') }}) as avg_minutes
+        sum({{ seconds_between('first_deliveries.delivered_at', 'first_opens.opened_at') }}) as total_seconds,
+        count(*) as opened_messages
     from first_deliveries
     join first_opens
         on first_opens.customer_id = first_deliveries.customer_id
@@ -106,7 +107,8 @@ orders as (
     select
         customer_id,
         count(*) as orders,
-        avg(revenue) as avg_order_value,
+        -- rounded half up to cents by exact arithmetic (avg() is a double on DuckDB, numeric on PostgreSQL)
+        floor((sum(revenue) * 200 + count(revenue)) / (2.0 * nullif(count(revenue), 0))) / 100 as avg_order_value,
         sum(revenue) as monetary_value,
         max(event_at) as last_purchase_at
     from cdp_events
@@ -209,13 +211,14 @@ assembled as (
         engagement.last_open_at,
         engagement.last_click_at,
         {{ days_between('greatest(coalesce(engagement.last_open_at, engagement.last_click_at), coalesce(engagement.last_click_at, engagement.last_open_at))', 'as_of.as_of_at') }} as days_since_engaged,
-        time_to_open.avg_minutes as avg_time_to_open_minutes,
+        -- Whole minutes by exact integer arithmetic, so both engines round alike.
+        floor(time_to_open.total_seconds / (60.0 * time_to_open.opened_messages)) as avg_time_to_open_minutes,
         preferred_categories.preferred_categories,
         preferred_categories.top_category,
         coalesce(orders.orders, 0) as orders,
         orders.avg_order_value,
         orders.last_purchase_at,
-        greatest({{ days_between('customers.created_at', 'as_of.as_of_at') }}, 1) / 30.44 as months_known,
+        greatest({{ days_between('customers.created_at', 'as_of.as_of_at') }}, 1) as days_known,
         case when carts.last_cart_activity_at > coalesce(orders.last_purchase_at, cast('1900-01-01' as timestamp))
             then carts.last_cart_activity_at end as cart_abandoned_at,
         device_counts.device_type,
@@ -239,23 +242,27 @@ assembled as (
 
 select
     cast(customer_id as varchar) as customer_id,
-    -- 40% open rate, 30% click rate (doubled, capped), 30% recency (fading to 0 over the lookback).
-    cast(round(100 * (
-        0.4 * least(coalesce(opened_recent * 1.0 / nullif(delivered_recent, 0), 0), 1)
-        + 0.3 * least(coalesce(clicked_recent * 2.0 / nullif(delivered_recent, 0), 0), 1)
-        + 0.3 * greatest(0, 1 - coalesce(days_since_engaged, {{ lookback }}) * 1.0 / {{ lookback }})
-    )) as integer) as engagement_score,
+    -- 40% open rate, 30% click rate (doubled, capped), 30% recency (fading to 0 over the lookback),
+    -- rounded half up. Integer arithmetic over one common denominator keeps both engines exact.
+    cast(floor(
+        (2 * (40 * least(opened_recent, greatest(delivered_recent, 1)) * {{ lookback }}
+              + 30 * least(2 * clicked_recent, greatest(delivered_recent, 1)) * {{ lookback }}
+              + 30 * greatest(0, {{ lookback }} - coalesce(days_since_engaged, {{ lookback }})) * greatest(delivered_recent, 1))
+         + greatest(delivered_recent, 1) * {{ lookback }})
+        / (2.0 * greatest(delivered_recent, 1) * {{ lookback }})
+    ) as integer) as engagement_score,
     cast(delivered_recent as integer) as emails_delivered_recent,
     cast(opened_recent as integer) as emails_opened_recent,
     cast(clicked_recent as integer) as emails_clicked_recent,
     cast(last_open_at as timestamp) as last_open_at,
     cast(last_click_at as timestamp) as last_click_at,
-    cast(round(avg_time_to_open_minutes, 1) as decimal(12, 1)) as avg_time_to_open_minutes,
+    cast(avg_time_to_open_minutes as integer) as avg_time_to_open_minutes,
     cast(preferred_categories as varchar) as preferred_categories,
     cast(top_category as varchar) as top_category,
     cast(orders as integer) as orders,
-    cast(round(orders / months_known, 3) as decimal(12, 3)) as purchase_frequency,
-    cast(round(avg_order_value, 2) as decimal(12, 2)) as avg_order_value,
+    -- orders per 30.44-day month, truncated to 3 decimals by exact arithmetic (same on both engines)
+    cast(floor(orders * 30440.0 / days_known) / 1000 as decimal(12, 3)) as purchase_frequency,
+    cast(avg_order_value as decimal(12, 2)) as avg_order_value,
     cast(last_purchase_at as timestamp) as last_purchase_at,
     cast({{ days_between('last_purchase_at', 'as_of_at') }} as integer) as days_since_last_purchase,
     cast(cart_abandoned_at as timestamp) as cart_abandoned_at,

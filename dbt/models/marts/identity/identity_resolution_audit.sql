@@ -47,6 +47,12 @@ invalid_phones as (
     from {{ ref('int_identity_observations') }}
     where identifier_type = 'phone' and identifier_value is null
     group by raw_value
+),
+
+all_refused as (
+    select * from refused
+    union all
+    select * from invalid_phones
 )
 
 select
@@ -57,14 +63,4 @@ select
     cast(records as bigint) as records,
     cast(first_seen_at as timestamp) as first_seen_at,
     cast(last_seen_at as timestamp) as last_seen_at
-from refused
-union all
-select
-    cast(identifier_type as varchar),
-    cast(identifier_value as varchar),
-    cast(reason as varchar),
-    cast(distinct_user_ids as bigint),
-    cast(records as bigint),
-    cast(first_seen_at as timestamp),
-    cast(last_seen_at as timestamp)
-from invalid_phones
+from all_refused

@@ -161,7 +161,9 @@ best as (
 ranked as (
     select
         *,
-        row_number() over (partition by customer_id order by score desc, product_id) as recommendation_rank
+        -- Scores are doubles on DuckDB and exact numerics on PostgreSQL: rank on a rounded score so
+        -- true ties fall back to product_id on both engines alike.
+        row_number() over (partition by customer_id order by round(score, 9) desc, product_id) as recommendation_rank
     from best
 )
 
