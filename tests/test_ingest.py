@@ -156,3 +156,18 @@ def test_parallel_parsing_loads_exactly_what_serial_parsing_loads(sample_landing
                 conn.fetchall("SELECT file, line, reason FROM raw.quarantine ORDER BY file, line"),
             ))
     assert contents[0] == contents[1]
+
+
+def test_columns_added_in_a_later_release_appear_in_an_existing_warehouse(warehouse, tmp_path):
+    from dagster_project.ingest.loader import ensure_raw_tables
+
+    warehouse.ensure_schemas()
+    with warehouse.connect() as conn:
+        conn.execute("CREATE TABLE raw.crm_contacts (contact_id VARCHAR, updated_at TIMESTAMP)")
+    ensure_raw_tables(warehouse)
+    with warehouse.connect() as conn:
+        columns = {name for (name,) in conn.fetchall(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'raw' AND table_name = 'crm_contacts'"
+        )}
+    assert {"email_opt_out", "source_file", "loaded_at"} <= columns

@@ -100,6 +100,11 @@ def ensure_raw_tables(warehouse: Warehouse) -> None:
         conn.execute(_ddl("raw.ingested_files", LEDGER_COLUMNS))
         for source in SOURCES.values():
             conn.execute(_ddl(source.qualified_table, raw_table_columns(source)))
+            # A column added to a source in a later release appears in existing warehouses too.
+            for column in raw_table_columns(source):
+                conn.execute(
+                    f"ALTER TABLE {source.qualified_table} ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}"
+                )
 
 
 def _sha256(path: Path) -> str:

@@ -16,6 +16,20 @@
     {{ exceptions.raise_compiler_error("json_text has no implementation for adapter " ~ adapter.type() ~ "; add a " ~ adapter.type() ~ "__json_text macro in dbt/macros/json.sql") }}
 {%- endmacro %}
 
+{#- A JSON text column parsed once, for several json_text() look-ups on the result (PostgreSQL would
+    otherwise parse the text again for every look-up). -#}
+{% macro json_parse(column) -%}
+    {{ return(adapter.dispatch('json_parse', 'mailroom')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_parse(column) -%}
+    cast({{ column }} as json)
+{%- endmacro %}
+
+{% macro postgres__json_parse(column) -%}
+    cast({{ column }} as jsonb)
+{%- endmacro %}
+
 {#- One row per element of the JSON array at `key` in the JSON text column `column` of `relation`,
     with `keep` columns and the element as JSON text in `item`. -#}
 {% macro json_array_rows(relation, column, key, keep) -%}

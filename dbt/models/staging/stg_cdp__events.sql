@@ -2,8 +2,15 @@
 -- A table rather than a view: unpacking JSON is the expensive part, and it is done once here.
 {{ config(materialized='table') }}
 
-with source as (
-    select * from {{ source('raw', 'cdp_events') }}
+-- materialized: parse each JSON column once per row (otherwise the engine may inline the CTE and
+-- parse again for every field).
+with source as materialized (
+    select
+        *,
+        {{ json_parse('traits') }} as traits_json,
+        {{ json_parse('properties') }} as properties_json,
+        {{ json_parse('context') }} as context_json
+    from {{ source('raw', 'cdp_events') }}
 )
 
 select
@@ -15,21 +22,21 @@ select
     previous_id,
     event_at,
     received_at,
-    coalesce({{ json_text('traits', 'email') }}, {{ json_text('context', 'traits.email') }}) as email,
-    coalesce({{ json_text('traits', 'phone') }}, {{ json_text('context', 'traits.phone') }}) as phone,
-    {{ json_text('traits', 'first_name') }} as first_name,
-    {{ json_text('traits', 'last_name') }} as last_name,
-    {{ json_text('traits', 'country') }} as country,
-    {{ json_text('context', 'timezone') }} as timezone,
-    {{ json_text('context', 'device.type') }} as device_type,
-    {{ json_text('properties', 'product_id') }} as product_id,
-    {{ json_text('properties', 'category') }} as product_category,
-    cast({{ json_text('properties', 'price') }} as decimal(12, 2)) as price,
-    cast({{ json_text('properties', 'quantity') }} as integer) as quantity,
-    {{ json_text('properties', 'cart_id') }} as cart_id,
-    {{ json_text('properties', 'order_id') }} as order_id,
-    cast({{ json_text('properties', 'revenue') }} as decimal(12, 2)) as revenue,
-    {{ json_text('properties', 'url') }} as page_url,
+    coalesce({{ json_text('traits_json', 'email') }}, {{ json_text('context_json', 'traits.email') }}) as email,
+    coalesce({{ json_text('traits_json', 'phone') }}, {{ json_text('context_json', 'traits.phone') }}) as phone,
+    {{ json_text('traits_json', 'first_name') }} as first_name,
+    {{ json_text('traits_json', 'last_name') }} as last_name,
+    {{ json_text('traits_json', 'country') }} as country,
+    {{ json_text('context_json', 'timezone') }} as timezone,
+    {{ json_text('context_json', 'device.type') }} as device_type,
+    {{ json_text('properties_json', 'product_id') }} as product_id,
+    {{ json_text('properties_json', 'category') }} as product_category,
+    cast({{ json_text('properties_json', 'price') }} as decimal(12, 2)) as price,
+    cast({{ json_text('properties_json', 'quantity') }} as integer) as quantity,
+    {{ json_text('properties_json', 'cart_id') }} as cart_id,
+    {{ json_text('properties_json', 'order_id') }} as order_id,
+    cast({{ json_text('properties_json', 'revenue') }} as decimal(12, 2)) as revenue,
+    {{ json_text('properties_json', 'url') }} as page_url,
     traits,
     properties,
     context,
