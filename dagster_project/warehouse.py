@@ -72,6 +72,12 @@ class Connection:
             [str(csv_path)],
         )
 
+    def create_table(self, table: str, columns: Sequence[Column], temporary: bool = False) -> None:
+        """CREATE TABLE (IF NOT EXISTS, for permanent tables) from portable column types."""
+        body = ", ".join(f"{c.name} {c.sql_type}" for c in columns)
+        kind = "TEMPORARY TABLE" if temporary else "TABLE IF NOT EXISTS"
+        self.execute(f"CREATE {kind} {table} ({body})")
+
     def json_text(self, column: str, key: str) -> str:
         """SQL for the text value of a top-level key in a JSON text column."""
         if self.kind == "postgres":

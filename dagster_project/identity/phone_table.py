@@ -46,8 +46,7 @@ def build_phone_numbers(warehouse: Warehouse, default_region: str) -> Counter:
                 writer.writerow([raw_phone, country or "", phone.phone_e164 or "", phone.invalid_reason or ""])
         with warehouse.connect() as conn:
             conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
-            body = ", ".join(f"{c.name} {c.sql_type}" for c in PHONE_COLUMNS)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS ops.phone_numbers ({body})")
+            conn.create_table("ops.phone_numbers", PHONE_COLUMNS)
             # Replaced in one transaction (not dropped): dbt's staging view depends on the table.
             conn.execute("DELETE FROM ops.phone_numbers")
             conn.load_csv("ops.phone_numbers", PHONE_COLUMNS, path)

@@ -3,8 +3,8 @@
 Per file: parse and validate every record in Python (the same rules on both engines, files in
 parallel worker processes), spool good rows and rejects to CSV, then in one transaction bulk-load
 them (DuckDB read_csv, PostgreSQL COPY), move rows whose key was already loaded to raw.quarantine,
-and record the file in raw.ingested_files. A crash mid-file leaves nothing behind, and a file already in the ledger is
-skipped, so re-running is always safe.
+and record the file in raw.ingested_files. A crash mid-file leaves nothing behind, and a file
+already in the ledger is skipped, so re-running is always safe.
 """
 
 from __future__ import annotations
@@ -84,11 +84,6 @@ class IngestReport:
         return total
 
 
-def _ddl(table: str, columns: tuple[Column, ...], temporary: bool = False) -> str:
-    body = ", ".join(f"{c.name} {c.sql_type}" for c in columns)
-    return f"CREATE {'TEMPORARY ' if temporary else ''}TABLE {'' if temporary else 'IF NOT EXISTS '}{table} ({body})"
-
-
 def raw_table_columns(source: Source) -> tuple[Column, ...]:
     return source.columns + LINEAGE_COLUMNS + (Column("loaded_at", "TIMESTAMP"),)
 
@@ -96,10 +91,10 @@ def raw_table_columns(source: Source) -> tuple[Column, ...]:
 def ensure_raw_tables(warehouse: Warehouse) -> None:
     warehouse.ensure_schemas()
     with warehouse.connect() as conn:
-        conn.execute(_ddl("raw.quarantine", QUARANTINE_COLUMNS))
-        conn.execute(_ddl("raw.ingested_files", LEDGER_COLUMNS))
+        conn.create_table("raw.quarantine", QUARANTINE_COLUMNS)
+        conn.create_table("raw.ingested_files", LEDGER_COLUMNS)
         for source in SOURCES.values():
-            conn.execute(_ddl(source.qualified_table, raw_table_columns(source)))
+            conn.create_table(source.qualified_table, raw_table_columns(source))
             # A column added to a source in a later release appears in existing warehouses too.
             for column in raw_table_columns(source):
                 conn.execute(
@@ -181,7 +176,7 @@ def _load_spooled(conn: Connection, source: Source, spooled: SpooledFile, loaded
     incoming = f"incoming_{source.table}"
     incoming_columns = source.columns + LINEAGE_COLUMNS
     conn.execute(f"DROP TABLE IF EXISTS {incoming}")
-    conn.execute(_ddl(incoming, incoming_columns, temporary=True))
+    conn.create_table(incoming, incoming_columns, temporary=True)
     conn.load_csv(incoming, incoming_columns, spooled.rows_csv)
 
     matches = " AND ".join(f"loaded.{k} = incoming.{k}" for k in source.key)
