@@ -22,14 +22,15 @@ from dagster_project.warehouse import Warehouse
 SAMPLE_MARKER = Path("truth") / "summary.json"
 
 
-def prepare_sample_data(settings: Settings, customers: int, seed: int, as_of: date) -> str:
-    """Generate sample landing files unless the same sample is already there. Refuses to write into a
-    landing directory that holds anything else (real data must never be mixed with samples)."""
+def prepare_sample_data(settings: Settings, customers: int, seed: int, as_of: date | None) -> str:
+    """Generate sample landing files unless the same sample is already there (any date, unless
+    `as_of` asks for one). Refuses to write into a landing directory that holds anything else: real
+    data must never be mixed with samples."""
     from dagster_project.sample_data import generate
 
     landing = settings.landing_dir
     marker = landing / SAMPLE_MARKER
-    wanted = {"customers": customers, "seed": seed, "as_of": as_of.isoformat()}
+    wanted = {"customers": customers, "seed": seed, **({"as_of": as_of.isoformat()} if as_of else {})}
     if marker.exists():
         existing = json.loads(marker.read_text())
         if all(str(existing.get(k)) == str(v) for k, v in wanted.items()):
@@ -44,6 +45,7 @@ def prepare_sample_data(settings: Settings, customers: int, seed: int, as_of: da
             f"{landing} already holds files that are not Mailroom sample data. The demo will not mix "
             "samples into it: set MAILROOM_LANDING_DIR (or MAILROOM_DATA_DIR) to an empty directory."
         )
+    as_of = as_of or datetime.now(timezone.utc).date()
     started = time.perf_counter()
     summary = generate(out_dir=landing, customers=customers, seed=seed, as_of=as_of)
     return (
@@ -56,7 +58,7 @@ def _instance() -> dg.DagsterInstance:
     # With DAGSTER_HOME set (the Makefile sets it) the run shows up in `make dev` afterwards.
     try:
         return dg.DagsterInstance.get()
-    except dg.DagsterInvariantViolationError:
+    except dg.DagsterError:  # DAGSTER_HOME unset or unusable: keep this run in memory
         return dg.DagsterInstance.ephemeral()
 
 
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--as-of", type=date.fromisoformat, default=datetime.now(timezone.utc).date())
+    parser.add_argument("--as-of", type=date.fromisoformat, default=None,
+                        help="last day of the sample's history (default: today for a new sample)")
     args = parser.parse_args(argv)
 
     settings = load_settings()
