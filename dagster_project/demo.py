@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_pipeline(instance)
     print(f"\nPipeline run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
     print("\nSeconds per stage:")
-    for step, seconds in sorted(step_seconds(instance, result.run_id).items()):
+    for step, seconds in step_seconds(instance, result.run_id).items():
         print(f"  {step:<40} {seconds:8.2f}")
     print("\nTables built (rows):")
     for table, rows in warehouse_table_rows(settings).items():

@@ -29,7 +29,7 @@ def run_pipeline(instance: dg.DagsterInstance, asset_selection: Iterable[dg.Asse
 
 
 def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
-    """Wall seconds per step from the run's event log (one step per ingest asset, one for dbt)."""
+    """Wall seconds per step, in the order the steps started, from the run's event log."""
     started: dict[str, float] = {}
     seconds: dict[str, float] = {}
     for record in instance.all_logs(run_id):
@@ -40,7 +40,7 @@ def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
             started[record.step_key] = record.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and record.step_key in started:
             seconds[record.step_key] = record.timestamp - started[record.step_key]
-    return seconds
+    return {step: seconds[step] for step in started if step in seconds}
 
 
 def warehouse_table_rows(settings: Settings) -> dict[str, int]:
