@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from dagster_project.settings import PostgresTarget, Settings
+from dagster_project.settings import PostgresTarget, Settings, postgres_password
 from dagster_project.warehouse import Warehouse
 
 
@@ -26,7 +26,8 @@ class WarehouseResource(dg.ConfigurableResource):
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     pg_user: str = "postgres"
-    pg_password: str = ""
+    # No password field: it is read from the environment when a connection opens (see
+    # settings.postgres_password), so the UI never displays it.
     pg_dbname: str = "mailroom"
     phone_default_region: str = "US"
     as_of: str = ""
@@ -42,7 +43,6 @@ class WarehouseResource(dg.ConfigurableResource):
             pg_host=pg.host,
             pg_port=pg.port,
             pg_user=pg.user,
-            pg_password=pg.password,
             pg_dbname=pg.dbname,
             phone_default_region=settings.phone_default_region,
             as_of=settings.as_of,
@@ -57,7 +57,7 @@ class WarehouseResource(dg.ConfigurableResource):
             duckdb_path=Path(self.duckdb_path),
             postgres=PostgresTarget(
                 host=self.pg_host, port=self.pg_port, user=self.pg_user,
-                password=self.pg_password, dbname=self.pg_dbname,
+                password=postgres_password(), dbname=self.pg_dbname,
             ),
             phone_default_region=self.phone_default_region,
             as_of=self.as_of,
@@ -81,11 +81,12 @@ class MailroomDbtResource(DbtCliResource):
     exported (defaults) or were given as relative paths.
     """
 
-    warehouse_environment: dict[str, str] = {}
+    warehouse_environment: dict[str, str] = {}  # without PGPASSWORD, which is added per call
 
     def cli(self, args, **kwargs):
-        saved = {name: os.environ.get(name) for name in self.warehouse_environment}
-        os.environ.update(self.warehouse_environment)
+        environment = {**self.warehouse_environment, "PGPASSWORD": postgres_password()}
+        saved = {name: os.environ.get(name) for name in environment}
+        os.environ.update(environment)
         try:
             return super().cli(args, **kwargs)  # the subprocess starts (and copies the env) in here
         finally:

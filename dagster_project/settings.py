@@ -148,6 +148,12 @@ def _phone_region(region: str) -> str:
     return region
 
 
+def postgres_password(environ: dict[str, str] | None = None) -> str:
+    """The PostgreSQL password, read when a connection is made, so that it never sits in Dagster
+    resource config (which the UI shows)."""
+    return _postgres_from_environment(os.environ if environ is None else environ).password
+
+
 def _postgres_from_environment(env) -> PostgresTarget:
     if env.get("MAILROOM_PG_URL"):
         return parse_postgres_url(env["MAILROOM_PG_URL"])

@@ -60,3 +60,13 @@ def test_bad_configuration_names_the_variable(environ, named):
 def test_url_round_trip():
     url = "postgresql://postgres@127.0.0.1:5432/mailroom"
     assert parse_postgres_url(url).url == url
+
+
+def test_the_postgres_password_never_sits_in_resource_config(monkeypatch):
+    from dagster_project.resources import WarehouseResource
+
+    monkeypatch.setenv("MAILROOM_PG_URL", "postgresql://mailroom:s3cret%21@db:5432/marketing")
+    settings = load_settings()
+    resource = WarehouseResource.from_settings(settings)
+    assert "s3cret" not in repr(resource.model_dump())
+    assert resource.settings.postgres.password == "s3cret!"  # read when a connection is made

@@ -17,7 +17,9 @@ def resources() -> dg.Definitions:
                 project_dir=mailroom_dbt,
                 target=settings.dbt_target,
                 dbt_executable=dbt_executable(),
-                warehouse_environment=settings.dbt_environment(),
+                warehouse_environment={
+                    name: value for name, value in settings.dbt_environment().items() if name != "PGPASSWORD"
+                },
             ),
         },
         # DuckDB allows one writing process: run the steps of a run one after another, in process.
