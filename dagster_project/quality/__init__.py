@@ -1,0 +1,1 @@
+"""Quality gates: GX suites from expectations/ run against the warehouse (no Dagster needed)."""

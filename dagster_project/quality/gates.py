@@ -1,0 +1,185 @@
+"""Runs a quality suite against the warehouse and summarises the outcome for a Dagster asset check.
+
+PostgreSQL is validated through GX's SQL datasource, so the work is pushed down and failing rows
+come with an `unexpected_index_query`. DuckDB has no working GX SQL datasource, so its batch is a
+pandas frame holding only the columns the suite reads.
+"""
+
+from __future__ import annotations
+
+import time
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import great_expectations as gx
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from dagster_project.quality.masking import shown
+from dagster_project.quality.suites import QualitySuite
+from dagster_project.quality.volume import VolumeResult, measure_volume
+from dagster_project.warehouse import Warehouse
+
+FAILING_KEYS_SHOWN = 5
+# Matches ingest's clock-skew tolerance (ingest/values.py Clock).
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation: str
+    column: str | None
+    severity: str  # critical | warning | info
+    success: bool
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    failing_keys: tuple[str, ...] = ()
+    unexpected_index_query: str | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.expectation}({self.column})" if self.column else self.expectation
+
+
+@dataclass
+class GateResult:
+    suite: QualitySuite
+    rows: int
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    volume: VolumeResult | None = None
+    seconds: float = 0.0
+    gx_result: object = None
+
+    @property
+    def failures(self) -> list[ExpectationOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.success]
+
+    @property
+    def blocking_failures(self) -> list[str]:
+        """Labels of failed critical expectations (and the volume band when it is critical)."""
+        failed = [o.label for o in self.failures if o.severity == "critical"]
+        if self.volume and not self.volume.passed and self.volume.band.severity == "critical":
+            failed.append("volume_within_band")
+        return failed
+
+    @property
+    def warnings(self) -> list[str]:
+        failed = [o.label for o in self.failures if o.severity != "critical"]
+        if self.volume and not self.volume.passed and self.volume.band.severity != "critical":
+            failed.append("volume_within_band")
+        return failed
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking_failures and not self.warnings
+
+
+def expectation_parameters(now: datetime) -> dict:
+    """Values suites may reference as {"$PARAMETER": name}; documented in expectations/README.md."""
+    return {
+        "now": now,
+        "latest_allowed_timestamp": now + FUTURE_TOLERANCE,
+        "iana_timezones": sorted(zoneinfo.available_timezones()),
+    }
+
+
+def ephemeral_context():
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def run_gate(
+    warehouse: Warehouse,
+    suite: QualitySuite,
+    reference_time: datetime | None = None,
+    context=None,
+) -> GateResult:
+    """Validate `suite` against its table. `reference_time` anchors the volume band (as_of or now)."""
+    started = time.perf_counter()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    reference_time = reference_time or now
+    context = context or ephemeral_context()
+
+    with warehouse.connect() as conn:
+        batch_sql = _batch_sql(conn, suite)
+        volume = measure_volume(conn, suite.table, suite.volume, reference_time) if suite.volume else None
+        rows = int(conn.scalar(f"select count(*) from ({batch_sql}) as batch"))
+        if suite.expectations:
+            batch, index_queries = _batch(context, warehouse, suite, conn, batch_sql)
+            gx_suite = context.suites.add(suite.gx_suite())
+            validation = context.validation_definitions.add(
+                gx.ValidationDefinition(name=suite.name, data=batch["definition"], suite=gx_suite)
+            )
+            gx_result = validation.run(
+                batch_parameters=batch["parameters"],
+                expectation_parameters=expectation_parameters(now),
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": list(suite.key_columns),
+                    "partial_unexpected_count": FAILING_KEYS_SHOWN,
+                    "return_unexpected_index_query": index_queries,
+                },
+            )
+        else:
+            gx_result = None
+    outcomes = [_outcome(result, suite) for result in gx_result.results] if gx_result else []
+    return GateResult(suite, rows, outcomes, volume, time.perf_counter() - started, gx_result)
+
+
+def _batch_sql(conn, suite: QualitySuite) -> str:
+    relation = f"({suite.query}) as source" if suite.query else suite.table
+    derived = {name: conn.json_text(*spec) for name, spec in suite.json_columns.items()}
+    plain = [c for c in suite.referenced_columns() if c not in derived]
+    selected = [*plain, *(f"{sql} as {name}" for name, sql in derived.items())]
+    return f"select {', '.join(selected) or '*'} from {relation}"
+
+
+def _batch(context, warehouse: Warehouse, suite: QualitySuite, conn, batch_sql: str):
+    """A GX batch definition for the suite and whether GX can print a runnable failing-rows query."""
+    if warehouse.kind == "duckdb":
+        frame = conn.raw.execute(batch_sql).df()
+        asset = context.data_sources.add_pandas(f"duckdb {suite.name}").add_dataframe_asset(suite.name)
+        definition = asset.add_batch_definition_whole_dataframe("all")
+        return {"definition": definition, "parameters": {"dataframe": frame}}, False
+    pg = warehouse.settings.postgres
+    source = context.data_sources.add_postgres(
+        f"postgres {suite.name}", connection_string=pg.url.replace("postgresql://", "postgresql+psycopg://", 1)
+    )
+    # A plain table gives GX a runnable unexpected_index_query; derived columns need a query asset,
+    # whose index query GX prints without its parentheses, so it is not shown.
+    if suite.query or suite.json_columns:
+        asset = source.add_query_asset(suite.name, query=batch_sql)
+        runnable_index_query = False
+    else:
+        schema, table = suite.table.split(".")
+        asset = source.add_table_asset(suite.name, table_name=table, schema_name=schema)
+        runnable_index_query = True
+    return {"definition": asset.add_batch_definition_whole_table("all"), "parameters": {}}, runnable_index_query
+
+
+def _outcome(result, suite: QualitySuite) -> ExpectationOutcome:
+    config = result.expectation_config
+    details = result.result or {}
+    column = config.kwargs.get("column")
+    error = None
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        error = str(result.exception_info.get("exception_message"))[:300]
+    failing = []
+    for row in (details.get("unexpected_index_list") or [])[:FAILING_KEYS_SHOWN]:
+        if isinstance(row, dict):
+            # Key columns first, in the suite's order, so both engines print the same text.
+            names = [*suite.key_columns, *sorted(set(row) - set(suite.key_columns))]
+            failing.append(", ".join(f"{k}={shown(k, row[k], suite.pii_columns)}" for k in names if k in row))
+    return ExpectationOutcome(
+        expectation=config.type,
+        column=column,
+        severity=getattr(config.severity, "value", str(config.severity)).lower(),
+        success=bool(result.success),
+        unexpected_count=details.get("unexpected_count"),
+        unexpected_percent=details.get("unexpected_percent"),
+        failing_keys=tuple(failing),
+        unexpected_index_query=details.get("unexpected_index_query") if not result.success else None,
+        error=error,
+    )
