@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -81,6 +82,8 @@ class Settings:
     # Evaluate time-based rules (CASL expiry, recency) at this UTC date instead of now; for
     # reproducible runs and tests. Passed to dbt as MAILROOM_AS_OF.
     as_of: str = ""
+    # Quality suites (GX JSON), one per gated asset.
+    expectations_dir: Path = field(default_factory=lambda: project_root() / "expectations")
 
     def __post_init__(self) -> None:
         if self.warehouse not in WAREHOUSES:
@@ -92,6 +95,12 @@ class Settings:
             object.__setattr__(self, "landing_dir", self.data_dir / "landing")
         if self.duckdb_path is None:
             object.__setattr__(self, "duckdb_path", self.data_dir / "warehouse.duckdb")
+
+    def reference_time(self) -> datetime:
+        """Naive UTC instant that time-window rules look back from: midnight of as_of, else now."""
+        if self.as_of:
+            return datetime.combine(date.fromisoformat(self.as_of[:10]), time.min)
+        return datetime.now(timezone.utc).replace(tzinfo=None)
 
     @property
     def dbt_target(self) -> str:
@@ -122,12 +131,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         postgres=_postgres_from_environment(env),
         phone_default_region=_phone_region(env.get("MAILROOM_PHONE_DEFAULT_REGION") or "US"),
         as_of=_as_of(env.get("MAILROOM_AS_OF") or ""),
+        expectations_dir=Path(env.get("MAILROOM_EXPECTATIONS_DIR") or project_root() / "expectations").resolve(),
     )
 
 
 def _as_of(value: str) -> str:
-    from datetime import date
-
     if value:
         try:
             date.fromisoformat(value.strip()[:10])

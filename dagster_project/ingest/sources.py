@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from dagster_project.ingest.values import (
     Clock,
@@ -48,6 +49,8 @@ class Source:
     parse: Callable[[dict, Clock], tuple]
     description: str
     required_headers: tuple[str, ...] = ()  # csv only
+    # A new file is expected at least this often; older than that, the source shows as stale.
+    fresh_within: timedelta = timedelta(hours=26)
 
     @property
     def qualified_table(self) -> str:
@@ -235,6 +238,7 @@ SOURCES: dict[str, Source] = {
             parse=parse_product,
             description="Product catalog versions from landing catalog/*.csv",
             required_headers=("product_id", "name", "category", "price", "currency", "is_active", "updated_at"),
+            fresh_within=timedelta(days=8),  # catalogs are exported weekly
         ),
         Source(
             name="esp",

@@ -6,6 +6,7 @@ straight into the staging models.
 
 import dagster as dg
 
+from dagster_project.defs.ingest.freshness import freshness_policy
 from dagster_project.ingest.loader import IngestReport, ingest_source
 from dagster_project.ingest.reader import LandingFileError
 from dagster_project.ingest.sources import SOURCES, Source
@@ -40,6 +41,7 @@ def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
         owners=["team:data-platform"],
         kinds={"python", "sql"},
         tags={"domain": "ingest", "source": source.name},
+        freshness_policy=freshness_policy(source),
     )
     def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         settings = warehouse.settings
