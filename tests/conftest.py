@@ -54,12 +54,14 @@ def warehouse_kind(request) -> str:
 @pytest.fixture
 def settings(warehouse_kind, tmp_path, request) -> Settings:
     """Settings for a brand-new warehouse of `warehouse_kind` with an empty landing directory."""
+    # Time-window rules (volume bands, CASL expiry) look back from the day the sample data ends.
+    as_of = SAMPLE_AS_OF.isoformat()
     if warehouse_kind == "duckdb":
-        yield Settings(warehouse="duckdb", data_dir=tmp_path / "data")
+        yield Settings(warehouse="duckdb", data_dir=tmp_path / "data", as_of=as_of)
         return
     server = request.getfixturevalue("pg_server")
     with fresh_database(server) as database:
-        yield Settings(warehouse="postgres", data_dir=tmp_path / "data", postgres=database)
+        yield Settings(warehouse="postgres", data_dir=tmp_path / "data", postgres=database, as_of=as_of)
 
 
 @pytest.fixture
@@ -75,6 +77,8 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         "MAILROOM_LANDING_DIR": str(settings.landing_dir),
         "MAILROOM_DUCKDB_PATH": str(settings.duckdb_path),
         "MAILROOM_PG_URL": settings.postgres.url,
+        "MAILROOM_AS_OF": settings.as_of,
+        "MAILROOM_EXPECTATIONS_DIR": str(settings.expectations_dir),
     }
 
 

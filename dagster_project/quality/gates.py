@@ -143,9 +143,11 @@ def _batch(context, warehouse: Warehouse, suite: QualitySuite, conn, batch_sql: 
         asset = context.data_sources.add_pandas(f"duckdb {suite.name}").add_dataframe_asset(suite.name)
         definition = asset.add_batch_definition_whole_dataframe("all")
         return {"definition": definition, "parameters": {"dataframe": frame}}, False
-    pg = warehouse.settings.postgres
+    schema, table = suite.table.split(".")
+    # GX wants the schema in the connection, not on the asset; one data source per suite allows that.
+    url = warehouse.settings.postgres.url.replace("postgresql://", "postgresql+psycopg://", 1)
     source = context.data_sources.add_postgres(
-        f"postgres {suite.name}", connection_string=pg.url.replace("postgresql://", "postgresql+psycopg://", 1)
+        f"postgres {suite.name}", connection_string=f"{url}?options=-csearch_path%3D{schema}"
     )
     # A plain table gives GX a runnable unexpected_index_query; derived columns need a query asset,
     # whose index query GX prints without its parentheses, so it is not shown.
@@ -153,8 +155,7 @@ def _batch(context, warehouse: Warehouse, suite: QualitySuite, conn, batch_sql: 
         asset = source.add_query_asset(suite.name, query=batch_sql)
         runnable_index_query = False
     else:
-        schema, table = suite.table.split(".")
-        asset = source.add_table_asset(suite.name, table_name=table, schema_name=schema)
+        asset = source.add_table_asset(suite.name, table_name=table)
         runnable_index_query = True
     return {"definition": asset.add_batch_definition_whole_table("all"), "parameters": {}}, runnable_index_query
 
@@ -180,6 +181,12 @@ def _outcome(result, suite: QualitySuite) -> ExpectationOutcome:
         unexpected_count=details.get("unexpected_count"),
         unexpected_percent=details.get("unexpected_percent"),
         failing_keys=tuple(failing),
-        unexpected_index_query=details.get("unexpected_index_query") if not result.success else None,
+        unexpected_index_query=_in_schema(details.get("unexpected_index_query"), suite) if not result.success else None,
         error=error,
     )
+
+
+def _in_schema(query: str | None, suite: QualitySuite) -> str | None:
+    if not query or query.startswith("df."):  # pandas gives a DataFrame filter, not SQL
+        return None
+    return f"SET search_path TO {suite.table.split('.')[0]};\n{query}"

@@ -1,0 +1,236 @@
+"""Quality gates on real warehouses: clean data passes, each corruption fails the gate that should
+catch it, and a failed gate stops everything downstream in the same Dagster run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster_project.pipeline import load_definitions
+from dagster_project.quality.gates import run_gate
+from dagster_project.quality.suites import load_suites
+from dagster_project.warehouse import Warehouse
+
+from pipeline_helpers import run_daily_pipeline, with_landing
+
+# (suite, statement, the expectation that must fail). Each corruption targets its own expectation,
+# so all are applied at once and every gate runs once.
+CORRUPTIONS = [
+    ("raw_cdp_events",
+     "insert into raw.cdp_events select * from raw.cdp_events where message_id = (select min(message_id) from raw.cdp_events)",
+     "expect_column_values_to_be_unique(message_id)"),
+    ("raw_cdp_events",
+     "update raw.cdp_events set event_name = null where message_id = "
+     "(select max(message_id) from raw.cdp_events where event_type = 'track')",
+     "expect_column_values_to_not_be_null(event_name)"),
+    ("raw_cdp_events",
+     "update raw.cdp_events set event_at = timestamp '2099-01-01 00:00:00' where message_id = "
+     "(select max(message_id) from raw.cdp_events where event_type = 'page')",
+     "expect_column_values_to_be_between(event_at)"),
+    ("raw_crm_contacts",
+     "update raw.crm_contacts set email = 'not-an-email' where contact_id = (select min(contact_id) from raw.crm_contacts)",
+     "expect_column_values_to_match_regex(email)"),
+    ("raw_consent_events",
+     "update raw.consent_events set status = 'OPT_IN' where event_id = (select min(event_id) from raw.consent_events)",
+     "expect_column_values_to_be_in_set(status)"),
+    ("raw_products",
+     "update raw.products set price = -5 where product_id = (select min(product_id) from raw.products)",
+     "expect_column_values_to_be_between(price)"),
+    ("raw_esp_events",
+     "update raw.esp_events set sg_event_id = null where sg_event_id = (select min(sg_event_id) from raw.esp_events)",
+     "expect_column_values_to_not_be_null(sg_event_id)"),
+    ("dim_customers",
+     "insert into marts.dim_customers select * from marts.dim_customers where customer_id = "
+     "(select min(customer_id) from marts.dim_customers)",
+     "expect_column_values_to_be_unique(customer_id)"),
+    ("dim_customers",
+     "update marts.dim_customers set timezone = 'Mars/Olympus' where customer_id = "
+     "(select max(customer_id) from marts.dim_customers)",
+     "expect_column_values_to_be_in_set(timezone)"),
+    ("customer_features",
+     "update marts.customer_features set engagement_score = 150 where customer_id = "
+     "(select min(customer_id) from marts.customer_features)",
+     "expect_column_values_to_be_between(engagement_score)"),
+    ("customer_features",
+     "update marts.customer_features set best_send_hour = 24 where customer_id = "
+     "(select max(customer_id) from marts.customer_features)",
+     "expect_column_values_to_be_between(best_send_hour)"),
+    # Customers without valid consent, or suppressed by the provider, slipped into the audience.
+    ("send_eligibility",
+     "update marts.send_eligibility set is_eligible = true, ineligible_reason = null where customer_id = "
+     "(select min(customer_id) from marts.send_eligibility where ineligible_reason = 'opted_out')",
+     "expect_column_values_to_not_be_in_set(consent_status)"),
+    ("send_eligibility",
+     "update marts.send_eligibility set is_eligible = true, ineligible_reason = null where customer_id = "
+     "(select min(customer_id) from marts.send_eligibility where ineligible_reason = 'no_explicit_consent')",
+     "expect_column_values_to_be_in_set(has_express_consent)"),
+    ("send_eligibility",
+     "update marts.send_eligibility set is_eligible = true, ineligible_reason = null where customer_id = "
+     "(select min(customer_id) from marts.send_eligibility where ineligible_reason = 'hard_bounced')",
+     "expect_column_values_to_be_in_set(provider_suppressions)"),
+]
+
+
+def gate_checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {c.check_name: c for c in result.get_asset_check_evaluations() if c.check_name.startswith("gx_")}
+
+
+def dbt_materializations(result: dg.ExecuteInProcessResult) -> list[dg.AssetKey]:
+    return [
+        e.asset_key for e in result.get_asset_materialization_events()
+        if e.asset_key.path[0] in ("staging", "intermediate", "marts")
+    ]
+
+
+def test_clean_data_passes_every_gate_then_each_corruption_fails_its_gate(
+    mailroom_env, sample_landing, prepared_dbt
+):
+    settings = with_landing(mailroom_env, sample_landing)
+    result = run_daily_pipeline()
+    assert result.success
+    checks = gate_checks(result)
+    assert set(checks) == {suite.check_name for suite in load_suites(settings.expectations_dir)}
+    assert all(check.passed for check in checks.values()), {n: c.description for n, c in checks.items() if not c.passed}
+    assert checks["gx_raw_cdp_events"].metadata["volume_ratio"].value > 0
+
+    warehouse = Warehouse(settings)
+    with warehouse.connect() as conn:
+        for _, statement, _ in CORRUPTIONS:
+            assert conn.execute(statement) >= 1, statement
+    outcomes = {
+        suite.name: run_gate(warehouse, suite, settings.reference_time())
+        for suite in load_suites(settings.expectations_dir)
+    }
+    for suite_name, _, expectation in CORRUPTIONS:
+        assert expectation in outcomes[suite_name].blocking_failures, (suite_name, outcomes[suite_name].failures)
+    crm = next(o for o in outcomes["raw_crm_contacts"].failures if o.column == "email")
+    assert crm.unexpected_count == 1 and "not-an-email" not in " ".join(crm.failing_keys)
+    assert crm.failing_keys[0].startswith("contact_id=")
+    if settings.warehouse == "postgres":  # pushed down: GX hands back SQL that finds the failing rows
+        assert "FROM crm_contacts" in crm.unexpected_index_query and "search_path TO raw" in crm.unexpected_index_query
+
+
+def test_a_failed_raw_gate_stops_the_warehouse_build(mailroom_env, sample_landing, prepared_dbt):
+    """Rows loaded into raw by another tool, bypassing ingest's checks, are caught before dbt runs."""
+    settings = with_landing(mailroom_env, sample_landing)
+    assert run_daily_pipeline().success
+    with Warehouse(settings).connect() as conn:
+        conn.execute(CORRUPTIONS[0][1])
+        before = conn.scalar("select count(*) from marts.dim_customers")
+        conn.execute("delete from marts.dim_customers")
+
+    result = run_daily_pipeline()
+    assert not result.success
+    gate = gate_checks(result)["gx_raw_cdp_events"]
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert "expect_column_values_to_be_unique(message_id)" in gate.metadata["blocking_failures"].value
+    assert "FAIL" in gate.metadata["results"].value
+    assert dbt_materializations(result) == []
+    with Warehouse(settings).connect() as conn:
+        assert conn.scalar("select count(*) from marts.dim_customers") == 0 < before  # dbt never ran
+
+
+def _drop_recent_events(landing: Path, keep_every: int, since: str) -> int:
+    """Keeps one in `keep_every` CDP events with a timestamp on or after `since`; returns rows dropped."""
+    dropped = 0
+    for path in sorted((landing / "cdp").glob("*.jsonl")):
+        kept = []
+        for position, line in enumerate(path.read_text().splitlines()):
+            try:
+                timestamp = json.loads(line).get("timestamp")
+            except (json.JSONDecodeError, AttributeError):
+                timestamp = None
+            if isinstance(timestamp, str) and timestamp >= since and position % keep_every:
+                dropped += 1
+                continue
+            kept.append(line)
+        path.write_text("\n".join(kept) + "\n")
+    return dropped
+
+
+def test_a_volume_drop_blocks_the_run(mailroom_env, sample_landing, prepared_dbt):
+    settings = with_landing(mailroom_env, sample_landing)
+    assert _drop_recent_events(settings.landing_dir, keep_every=10, since="2026-10-25") > 100
+
+    result = run_daily_pipeline()
+    gate = gate_checks(result)["gx_raw_cdp_events"]
+    assert not gate.passed
+    assert gate.metadata["blocking_failures"].value == "volume_within_band"
+    assert gate.metadata["volume_ratio"].value < 0.33
+    assert dbt_materializations(result) == []
+
+
+def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(
+    mailroom_env, sample_landing, prepared_dbt, tmp_path, monkeypatch
+):
+    """Suites are data: one more expectation in JSON, no code change, and the run stops."""
+    settings = with_landing(mailroom_env, sample_landing)
+    suites = tmp_path / "expectations"
+    shutil.copytree(settings.expectations_dir, suites)
+    document = json.loads((suites / "customer_features.json").read_text())
+    document["expectations"].append({
+        "type": "expect_column_max_to_be_between",
+        "kwargs": {"column": "engagement_score", "max_value": 1},
+        "severity": "critical",
+    })
+    (suites / "customer_features.json").write_text(json.dumps(document))
+    monkeypatch.setenv("MAILROOM_EXPECTATIONS_DIR", str(suites))
+
+    ran = []
+
+    @dg.asset(deps=[dg.AssetKey(["marts", "customer_features"])])
+    def campaign_probe() -> None:
+        """Stands in for personalization and sends, which read customer_features."""
+        ran.append(True)
+
+    defs = dg.Definitions.merge(
+        load_definitions(),
+        dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", dg.AssetSelection.all())]),
+    )
+    result = defs.resolve_job_def("with_probe").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    gate = gate_checks(result)["gx_customer_features"]
+    assert not gate.passed
+    assert "expect_column_max_to_be_between(engagement_score)" in gate.metadata["blocking_failures"].value
+    assert ran == []
+    assert dg.AssetKey(["campaign_probe"]) not in {e.asset_key for e in result.get_asset_materialization_events()}
+
+
+@pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
+def test_without_a_failing_gate_the_downstream_asset_runs(mailroom_env, sample_landing, prepared_dbt):
+    with_landing(mailroom_env, sample_landing)
+    ran = []
+
+    @dg.asset(deps=[dg.AssetKey(["marts", "customer_features"])])
+    def campaign_probe() -> None:
+        ran.append(True)
+
+    defs = dg.Definitions.merge(
+        load_definitions(),
+        dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", dg.AssetSelection.all())]),
+    )
+    result = defs.resolve_job_def("with_probe").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success and ran == [True]
+
+
+@pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
+def test_a_source_without_new_files_shows_stale_without_blocking(mailroom_env, sample_landing, prepared_dbt):
+    settings = with_landing(mailroom_env, sample_landing)
+    assert run_daily_pipeline().success
+    with Warehouse(settings).connect() as conn:
+        conn.execute("update raw.ingested_files set loaded_at = loaded_at - interval '3 days' where source = 'cdp'")
+
+    result = run_daily_pipeline()
+    assert result.success  # stale data warns; it does not stop the daily send
+    freshness = {
+        c.asset_key.path[-1]: c for c in result.get_asset_check_evaluations() if c.check_name == "landing_freshness"
+    }
+    assert not freshness["cdp_events"].passed
+    assert freshness["cdp_events"].severity == dg.AssetCheckSeverity.WARN
+    assert freshness["cdp_events"].metadata["newest_file_age_hours"].value > 70
+    assert all(check.passed for name, check in freshness.items() if name != "cdp_events")
