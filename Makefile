@@ -30,17 +30,24 @@ $(MANIFEST): $(INSTALLED) $(shell find dbt -name '*.sql' -o -name '*.yml' | grep
 	cd $(CURDIR) && $(BIN)/dagster-dbt project prepare-and-package --file dagster_project/dbt_project.py
 	@touch $@
 
-$(DAGSTER_HOME):
-	mkdir -p $@
+# Instance settings (freshness policies on) live in dagster.yaml; copied so a user's own edits win.
+INSTANCE := $(DAGSTER_HOME)/dagster.yaml
+$(INSTANCE): dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	test -f $@ || cp dagster.yaml $@
 
-demo: prepare $(DAGSTER_HOME)
+demo: prepare $(INSTANCE)
 	$(BIN)/python -m dagster_project.demo --customers $(CUSTOMERS)
 
 test: prepare
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-dev: prepare $(DAGSTER_HOME)
+dev: prepare $(INSTANCE)
 	$(BIN)/dagster dev -w workspace.yaml
+
+# GX Data Docs (HTML) from a fresh validation of every suite against the current warehouse.
+quality-docs: $(INSTALLED)
+	$(BIN)/python -m dagster_project.quality.docs
 
 bench: prepare
 	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED)

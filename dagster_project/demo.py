@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import date, datetime, timezone
@@ -54,6 +55,11 @@ def prepare_sample_data(settings: Settings, customers: int, seed: int, as_of: da
     )
 
 
+def sample_as_of(settings: Settings) -> str | None:
+    marker = settings.landing_dir / SAMPLE_MARKER
+    return json.loads(marker.read_text()).get("as_of") if marker.exists() else None
+
+
 def _instance() -> dg.DagsterInstance:
     # With DAGSTER_HOME set (the Makefile sets it) the run shows up in `make dev` afterwards.
     try:
@@ -74,12 +80,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Mailroom demo on {Warehouse(settings).description}")
     print(f"  {prepare_sample_data(settings, args.customers, args.seed, args.as_of)}")
 
+    if not settings.as_of:
+        # Time-window rules (volume bands, CASL expiry) look back from the sample's last day, so a
+        # sample generated days ago still reads as a normal day rather than a stopped feed.
+        sample_day = sample_as_of(settings)
+        if sample_day:
+            os.environ["MAILROOM_AS_OF"] = sample_day
+            print(f"  time rules evaluated as of {sample_day}, the sample's last day")
+
     instance = _instance()
     result = run_pipeline(instance)
     print(f"\nPipeline run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+    checks = result.get_asset_check_evaluations()
+    check_steps = {f"{c.asset_key.to_python_identifier()}_{c.check_name}" for c in checks}
+    stages = step_seconds(instance, result.run_id)
     print("\nSeconds per stage:")
-    for step, seconds in step_seconds(instance, result.run_id).items():
-        print(f"  {step:<40} {seconds:8.2f}")
+    for step, seconds in stages.items():
+        if step not in check_steps:
+            print(f"  {step:<40} {seconds:8.2f}")
+    print(f"  {f'quality gates ({len(checks)} checks)':<40} {sum(stages.get(s, 0.0) for s in check_steps):8.2f}")
+    print("\nQuality gates:")
+    for check in checks:
+        verdict = "passed" if check.passed else ("BLOCKED" if check.severity == dg.AssetCheckSeverity.ERROR else "warning")
+        print(f"  {check.asset_key.to_user_string() + ' ' + check.check_name:<48} {verdict:<8} {check.description or ''}")
     print("\nTables built (rows):")
     for table, rows in warehouse_table_rows(settings).items():
         print(f"  {table:<40} {rows:>10,}")

@@ -37,3 +37,5 @@ def test_demo_runs_the_pipeline_and_prints_tables_and_stages(tmp_path, monkeypat
     for table in ("raw.cdp_events", "marts.dim_customers", "marts.send_eligibility"):
         assert table in out
     assert "Quarantined rows" in out
+    assert "Quality gates:" in out and "gx_send_eligibility" in out and "BLOCKED" not in out
+    assert "time rules evaluated as of 2026-11-01" in out

@@ -82,6 +82,8 @@ def test_two_suites_for_one_asset_are_refused(tmp_path):
         ([400, 100, 90, 110, 100], False),  # a sudden spike
         ([0, 100, 90, 110, 100], False),  # the feed stopped
         ([5, 0, 0, 0, 0], True),  # no history yet: nothing to compare with
+        ([100, 100, 0, 0, 0], True),  # a source two weeks old compares with its own two weeks
+        ([0, 0, 0, 100, 100], False),  # silent for three weeks: gaps count
     ],
 )
 def test_volume_band(windows, passed):

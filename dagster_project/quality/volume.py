@@ -54,8 +54,11 @@ class VolumeBand:
         return f"select {sums} from {relation}"
 
     def evaluate(self, window_rows: list[int]) -> "VolumeResult":
-        latest, history = window_rows[0], window_rows[1:]
-        if not history or any(rows == 0 for rows in history):
+        latest, history = window_rows[0], list(window_rows[1:])
+        # Empty windows before the source's first rows are not history; empty ones after it are gaps.
+        while history and history[-1] == 0:
+            history.pop()
+        if not history:
             return VolumeResult(self, latest, None, None, passed=True, note="not enough history for a band yet")
         expected = sum(history) / len(history)
         ratio = latest / expected
@@ -79,7 +82,7 @@ class VolumeResult:
             return f"{self.latest_rows:,} rows in the latest {self.band.window_days} days; {self.note}"
         return (
             f"{self.latest_rows:,} rows in the latest {self.band.window_days} days, {self.ratio:.2f}x the "
-            f"average of the {self.band.history_windows} windows before ({self.expected_rows:,.0f}); "
+            f"average of the windows before ({self.expected_rows:,.0f}); "
             f"allowed {self.band.min_ratio}x to {self.band.max_ratio}x"
         )
 

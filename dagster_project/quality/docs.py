@@ -1,0 +1,53 @@
+"""`make quality-docs`: validate every suite against the current warehouse and build GX Data Docs
+(static HTML) from those results, for people who prefer reading a report to the Dagster UI.
+
+    python -m dagster_project.quality.docs      -> data/quality/data_docs/index.html
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import great_expectations as gx
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from dagster_project.quality.gates import run_gate
+from dagster_project.quality.suites import load_suites
+from dagster_project.settings import Settings, load_settings
+from dagster_project.warehouse import Warehouse, WarehouseError
+
+
+def build_quality_docs(settings: Settings):
+    """Returns the path of the Data Docs index page and the gate results it shows."""
+    project = settings.data_dir / "quality"
+    # Rebuilt from scratch each time: the report shows the latest results, and no GX state is kept.
+    shutil.rmtree(project, ignore_errors=True)
+    context = gx.get_context(mode="file", project_root_dir=str(project))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    warehouse = Warehouse(settings)
+    results = [
+        run_gate(warehouse, suite, settings.reference_time(), context=context)
+        for suite in load_suites(settings.expectations_dir)
+    ]
+    context.build_data_docs()
+    index = next(project.rglob("data_docs/local_site/index.html"))
+    return index, results
+
+
+def main() -> int:
+    settings = load_settings()
+    try:
+        index, results = build_quality_docs(settings)
+    except WarehouseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for result in results:
+        verdict = "blocked" if result.blocking_failures else ("warnings" if result.warnings else "passed")
+        print(f"  {result.suite.name:<22} {verdict:<9} {result.rows:>10,} rows  {', '.join(result.failures and [o.label for o in result.failures] or [])}")
+    print(f"Data Docs: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
