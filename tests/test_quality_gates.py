@@ -86,6 +86,28 @@ def dbt_materializations(result: dg.ExecuteInProcessResult) -> list[dg.AssetKey]
     ]
 
 
+PROBE = dg.AssetKey(["campaign_probe"])
+
+
+def run_with_downstream_probe() -> tuple[dg.ExecuteInProcessResult, list]:
+    """The daily job plus an asset that reads customer_features, standing in for personalization
+    and sends; returns the run and a list that holds True if the probe ran."""
+    ran = []
+
+    @dg.asset(key=PROBE, deps=[dg.AssetKey(["marts", "customer_features"])])
+    def campaign_probe() -> None:
+        ran.append(True)
+
+    defs = dg.Definitions.merge(
+        load_definitions(),
+        dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", dg.AssetSelection.all())]),
+    )
+    result = defs.resolve_job_def("with_probe").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    return result, ran
+
+
 def test_clean_data_passes_every_gate_then_each_corruption_fails_its_gate(
     mailroom_env, sample_landing, prepared_dbt
 ):
@@ -180,42 +202,40 @@ def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(
     (suites / "customer_features.json").write_text(json.dumps(document))
     monkeypatch.setenv("MAILROOM_EXPECTATIONS_DIR", str(suites))
 
-    ran = []
-
-    @dg.asset(deps=[dg.AssetKey(["marts", "customer_features"])])
-    def campaign_probe() -> None:
-        """Stands in for personalization and sends, which read customer_features."""
-        ran.append(True)
-
-    defs = dg.Definitions.merge(
-        load_definitions(),
-        dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", dg.AssetSelection.all())]),
-    )
-    result = defs.resolve_job_def("with_probe").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-    )
+    result, ran = run_with_downstream_probe()
     gate = gate_checks(result)["gx_customer_features"]
     assert not gate.passed
     assert "expect_column_max_to_be_between(engagement_score)" in gate.metadata["blocking_failures"].value
     assert ran == []
-    assert dg.AssetKey(["campaign_probe"]) not in {e.asset_key for e in result.get_asset_materialization_events()}
+    assert PROBE not in {e.asset_key for e in result.get_asset_materialization_events()}
 
 
 @pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
 def test_without_a_failing_gate_the_downstream_asset_runs(mailroom_env, sample_landing, prepared_dbt):
     with_landing(mailroom_env, sample_landing)
-    ran = []
-
-    @dg.asset(deps=[dg.AssetKey(["marts", "customer_features"])])
-    def campaign_probe() -> None:
-        ran.append(True)
-
-    defs = dg.Definitions.merge(
-        load_definitions(),
-        dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", dg.AssetSelection.all())]),
-    )
-    result = defs.resolve_job_def("with_probe").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    result, ran = run_with_downstream_probe()
     assert result.success and ran == [True]
+
+
+def test_a_failing_dbt_test_blocks_downstream_assets(mailroom_env, sample_landing, prepared_dbt):
+    """An order line without a product id passes the raw gates (properties are free-form JSON) but
+    fails dbt's error-severity not_null test on stg_cdp__order_items: the dbt step fails, dbt skips
+    the models below the test, and nothing downstream runs."""
+    settings = with_landing(mailroom_env, sample_landing)
+    path = next(p for p in sorted((settings.landing_dir / "cdp").glob("*.jsonl")) if '"Order Completed"' in p.read_text())
+    lines = path.read_text().splitlines()
+    position = next(i for i, line in enumerate(lines) if '"Order Completed"' in line and '"product_id"' in line)
+    lines[position] = lines[position].replace('"product_id"', '"productid"')
+    path.write_text("\n".join(lines) + "\n")
+
+    result, ran = run_with_downstream_probe()
+    assert all(check.passed for check in gate_checks(result).values() if check.asset_key.path[0] == "raw")
+    dbt_test = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "not_null_stg_cdp__order_items_product_id"
+    )
+    assert not dbt_test.passed
+    assert ran == []  # the dbt step failed, so Dagster runs nothing below it
+    assert dg.AssetKey(["marts", "product_recommendations"]) not in dbt_materializations(result)  # dbt skipped it
 
 
 @pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
@@ -234,3 +254,18 @@ def test_a_source_without_new_files_shows_stale_without_blocking(mailroom_env, s
     assert freshness["cdp_events"].severity == dg.AssetCheckSeverity.WARN
     assert freshness["cdp_events"].metadata["newest_file_age_hours"].value > 70
     assert all(check.passed for name, check in freshness.items() if name != "cdp_events")
+
+
+def test_quality_docs_report_every_suite(mailroom_env, sample_landing, prepared_dbt):
+    from dagster_project.quality.docs import build_quality_docs
+
+    settings = with_landing(mailroom_env, sample_landing)
+    assert run_daily_pipeline().success
+    index, results = build_quality_docs(settings)
+    assert index == settings.data_dir / "quality-docs" / "index.html" and index.exists()
+    assert len(results) == len(load_suites(settings.expectations_dir)) and all(r.passed for r in results)
+    pages = {path.stem for path in (index.parent / "expectations").glob("*.html")}
+    assert {suite.name for suite in load_suites(settings.expectations_dir)} <= pages
+    assert list((index.parent / "validations").rglob("*.html"))
+    if settings.warehouse == "postgres":  # no connection string left on disk
+        assert settings.postgres.dbname not in "".join(p.read_text(errors="ignore") for p in index.parent.rglob("*.html"))

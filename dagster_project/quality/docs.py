@@ -1,13 +1,15 @@
 """`make quality-docs`: validate every suite against the current warehouse and build GX Data Docs
 (static HTML) from those results, for people who prefer reading a report to the Dagster UI.
 
-    python -m dagster_project.quality.docs      -> data/quality/data_docs/index.html
+    python -m dagster_project.quality.docs      -> data/quality-docs/index.html
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import great_expectations as gx
 from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -20,19 +22,22 @@ from dagster_project.warehouse import Warehouse, WarehouseError
 
 def build_quality_docs(settings: Settings):
     """Returns the path of the Data Docs index page and the gate results it shows."""
-    project = settings.data_dir / "quality"
-    # Rebuilt from scratch each time: the report shows the latest results, and no GX state is kept.
-    shutil.rmtree(project, ignore_errors=True)
-    context = gx.get_context(mode="file", project_root_dir=str(project))
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    warehouse = Warehouse(settings)
-    results = [
-        run_gate(warehouse, suite, settings.reference_time(), context=context)
-        for suite in load_suites(settings.expectations_dir)
-    ]
-    context.build_data_docs()
-    index = next(project.rglob("data_docs/local_site/index.html"))
-    return index, results
+    site = settings.data_dir / "quality-docs"
+    # GX's file project lives in a temporary directory: its config would hold the warehouse
+    # connection string, and the report shows the latest results only, so no GX state is kept.
+    with tempfile.TemporaryDirectory(prefix="mailroom-gx-") as project:
+        context = gx.get_context(mode="file", project_root_dir=project)
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        warehouse = Warehouse(settings)
+        results = [
+            run_gate(warehouse, suite, settings.reference_time(), context=context)
+            for suite in load_suites(settings.expectations_dir)
+        ]
+        context.build_data_docs()
+        built = next(Path(project).rglob("data_docs/local_site"))
+        shutil.rmtree(site, ignore_errors=True)
+        shutil.copytree(built, site)
+    return site / "index.html", results
 
 
 def main() -> int:
@@ -44,7 +49,8 @@ def main() -> int:
         return 1
     for result in results:
         verdict = "blocked" if result.blocking_failures else ("warnings" if result.warnings else "passed")
-        print(f"  {result.suite.name:<22} {verdict:<9} {result.rows:>10,} rows  {', '.join(result.failures and [o.label for o in result.failures] or [])}")
+        failed = ", ".join(outcome.label for outcome in result.failures)
+        print(f"  {result.suite.name:<22} {verdict:<9} {result.rows:>10,} rows  {failed}")
     print(f"Data Docs: {index}")
     return 0
 
