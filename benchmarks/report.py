@@ -39,7 +39,7 @@ def write_report(results_dir: Path, target: Path) -> None:
                 f"| {figures['seconds']:.1f} | {figures['peak_memory_mib']:.0f} "
                 f"| {_number(figures.get('rows_loaded', ''))} | {result['recorded_at'][:10]} |"
             )
-            for source, part in figures.get("sources", {}).items():
+            for source, part in {**figures.get("sources", {}), **figures.get("suites", {})}.items():
                 lines.append(
                     f"| | | | &nbsp;&nbsp;{stage}: {source} | {part['seconds']:.1f} | | "
                     f"{_number(part['rows_loaded'])} | |"

@@ -2,6 +2,7 @@
 
     python -m benchmarks.stage ingest          (warehouse from the MAILROOM_* environment)
     python -m benchmarks.stage phone-numbers
+    python -m benchmarks.stage quality-gates
 """
 
 from __future__ import annotations
@@ -33,7 +34,22 @@ def phone_numbers() -> dict:
     return {"rows_loaded": outcome["valid"] + outcome["invalid"]}
 
 
-STAGES = {"ingest": ingest, "phone-numbers": phone_numbers}
+def quality_gates() -> dict:
+    from dagster_project.quality.gates import run_gate
+    from dagster_project.quality.suites import load_suites
+
+    settings = load_settings()
+    warehouse = Warehouse(settings)
+    outcomes = {}
+    for suite in load_suites(settings.expectations_dir):
+        result = run_gate(warehouse, suite, settings.reference_time())
+        if not result.passed:
+            raise SystemExit(f"gate {suite.name} failed on benchmark data: {result.blocking_failures + result.warnings}")
+        outcomes[suite.name] = {"rows_loaded": result.rows, "seconds": round(result.seconds, 2)}
+    return outcomes
+
+
+STAGES = {"ingest": ingest, "phone-numbers": phone_numbers, "quality-gates": quality_gates}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STAGES:
