@@ -1,0 +1,1 @@
+"""Personalization: content per campaign x segment x variant, guardrails and rendering; plain Python."""

@@ -1,0 +1,264 @@
+"""Message rendering (dagster_project/personalization/render.py) with the real templates in
+content/templates: merge fields stay text, every message can be unsubscribed from and carries the
+footer, tokens resist tampering, Message-IDs are deterministic and headers stay single lines."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from jinja2.exceptions import SecurityError, UndefinedError
+from markupsafe import escape
+
+from dagster_project.personalization.content import ContentUnit
+from dagster_project.personalization.render import (
+    MessageRenderer,
+    RenderedMessage,
+    message_id_for,
+    sign_unsubscribe_token,
+    verify_unsubscribe_token,
+)
+
+TEMPLATES_DIR = Path(__file__).parents[1] / "content" / "templates"
+TEMPLATES = ("picks_for_you", "cart_reminder")
+SECRET = b"test-secret-0123456789abcdef"
+ADDRESS = "100 Harbor Way, Suite 5, Portland, OR 97201, USA"
+COMPANY = "Acme & Co"
+UNSUBSCRIBE = "https://mail.example.com/unsubscribe"
+DOMAIN = "mail.example.com"
+
+PRODUCTS = [
+    {"product_id": "p-1", "name": "Trail Runner 2", "category": "footwear", "price": 129.5, "currency": "USD",
+     "url": "https://shop.example.com/p-1"},
+    {"product_id": "p-2", "name": "Wool Beanie", "category": "accessories", "price": "24", "currency": "NOK"},
+]
+
+
+def make_renderer(templates_dir: Path = TEMPLATES_DIR, base_url: str = UNSUBSCRIBE) -> MessageRenderer:
+    return MessageRenderer(templates_dir, postal_address=ADDRESS, company_name=COMPANY,
+                           unsubscribe_base_url=base_url, secret=SECRET, sender_domain=DOMAIN)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> MessageRenderer:
+    return make_renderer()
+
+
+def unit(**overrides) -> ContentUnit:
+    fields = {
+        "subject": "Your picks this week",
+        "preheader": "Chosen from what you love",
+        "headline": "Fresh finds for you",
+        "body_paragraphs": ["New arrivals in your favourite categories.", "Free returns, as always."],
+        "call_to_action": "See your picks",
+    }
+    return ContentUnit(**{**fields, **overrides})
+
+
+def render(renderer: MessageRenderer, **overrides) -> RenderedMessage:
+    arguments = {"template": "picks_for_you", "campaign_id": "weekly-2026-45", "run_key": "run-1",
+                 "customer_id": "cus_00ab", "first_name": "Ada", "content": unit(), "products": PRODUCTS}
+    return renderer.render(**{**arguments, **overrides})
+
+
+def test_the_real_templates_all_load(renderer):
+    assert renderer.template_names == sorted(TEMPLATES)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_message_has_content_products_and_greeting(renderer, template):
+    message = render(renderer, template=template)
+    for part in (message.html, message.text):
+        assert "Hi Ada," in part
+        assert "Fresh finds for you" in part
+        assert "Free returns, as always." in part
+        assert "See your picks" in part
+        assert "Trail Runner 2" in part and "$129.50" in part
+        assert "Wool Beanie" in part and "24.00 NOK" in part
+    assert 'href="https://shop.example.com/p-1"' in message.html
+    assert "Chosen from what you love" in message.html  # the hidden preheader span
+    assert (message.subject, message.preheader) == ("Your picks this week", "Chosen from what you love")
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_message_carries_unsubscribe_and_footer(renderer, template):
+    message = render(renderer, template=template, customer_id="cus_77", campaign_id="cart-abandon")
+    url = message.headers["List-Unsubscribe"].removeprefix("<").removesuffix(">")
+    assert url.startswith(f"{UNSUBSCRIBE}?token=")
+    assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message.headers["Message-ID"] == message.message_id
+    assert message.headers["X-Mailroom-Campaign"] == "cart-abandon"
+    assert set(message.headers) == {"List-Unsubscribe", "List-Unsubscribe-Post", "Message-ID", "X-Mailroom-Campaign"}
+    assert f'href="{url}"' in message.html and url in message.text
+    assert ADDRESS in message.html and ADDRESS in message.text
+    # The same name, escaped in HTML and literal in text: each part has its own environment.
+    assert "Acme &amp; Co" in message.html and "Acme & Co" in message.text and "&amp;" not in message.text
+    assert verify_unsubscribe_token(SECRET, url.split("token=")[1]) == ("cus_77", "cart-abandon")
+
+
+INJECTIONS = [
+    "{{ 7*7 }}",
+    "{% for x in range(10) %}x{% endfor %}",
+    "<script>alert(1)</script>",
+    "{{ ''.__class__.__mro__ }}",
+    "\"><img src=x onerror=alert('x')>",
+]
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_merge_fields_render_as_text_never_as_code(renderer, payload):
+    message = render(renderer, first_name=payload, content=unit(body_paragraphs=[payload]),
+                     products=[{**PRODUCTS[1], "name": payload}])
+    assert f"Hi {payload}," in message.text
+    assert message.text.count(payload) == 3  # greeting, paragraph, product: all literal
+    assert f"Hi {escape(payload)}," in message.html
+    assert message.html.count(str(escape(payload))) == 3
+    assert "<script>" not in message.html and "<img src=x" not in message.html
+    assert "49" not in message.text and "xxxxxxxxxx" not in message.text
+
+
+def test_only_web_links_become_hrefs(renderer):
+    products = [{**PRODUCTS[0], "url": "javascript:alert(1)"}]
+    message = render(renderer, products=products)
+    assert "javascript:" not in message.html and "javascript:" not in message.text
+    assert "Trail Runner 2" in message.html
+
+
+def test_cta_links_to_the_given_url_or_the_first_product(renderer):
+    assert 'href="https://shop.example.com/p-1"' in render(renderer).html
+    linked = render(renderer, cta_url="https://shop.example.com/picks?week=45")
+    assert 'href="https://shop.example.com/picks?week=45"' in linked.html
+    assert "See your picks: https://shop.example.com/picks?week=45" in linked.text
+    unlinked = render(renderer, products=[])
+    assert "See your picks" in unlinked.html and "shop.example.com" not in unlinked.html
+
+
+@pytest.mark.parametrize("first_name", [None, "", "   "])
+def test_missing_first_name_falls_back_to_there(renderer, first_name):
+    message = render(renderer, first_name=first_name)
+    assert "Hi there," in message.html and "Hi there," in message.text
+
+
+def test_header_injection_cannot_add_a_header_line(renderer):
+    message = render(renderer, campaign_id="weekly\r\nBcc: a@b.c",
+                     content=unit(subject="Your picks\r\nBcc: x@y.z", preheader="Hi\nBcc: x@y.z\u2028X: 1"))
+    assert message.subject == "Your picks Bcc: x@y.z"
+    assert message.preheader == "Hi Bcc: x@y.z X: 1"
+    for value in [message.subject, message.preheader, *message.headers.values()]:
+        assert not re.search(r"[\r\n\u2028\u2029]", value)
+    # What the sender would build: the only headers are the ones we set.
+    email = EmailMessage()
+    email["Subject"] = message.subject
+    for name, value in message.headers.items():
+        email[name] = value
+    email.set_content(message.text)
+    parsed = message_from_bytes(email.as_bytes(), policy=policy.default)
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"] == "Your picks Bcc: x@y.z"
+
+
+def test_unsubscribe_token_round_trips_and_resists_tampering():
+    token = sign_unsubscribe_token(SECRET, "cus_00ab", "weekly-2026-45")
+    assert verify_unsubscribe_token(SECRET, token) == ("cus_00ab", "weekly-2026-45")
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)  # URL-safe, no padding
+    # Every other character at every position, including the last one, whose spare bits base64 ignores.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+    for position, char in enumerate(token):
+        for replacement in alphabet.replace(char, ""):
+            tampered = token[:position] + replacement + token[position + 1:]
+            assert verify_unsubscribe_token(SECRET, tampered) is None, f"accepted {tampered!r}"
+    assert verify_unsubscribe_token(b"another-secret", token) is None
+
+
+def test_a_token_for_one_customer_cannot_be_rewritten_for_another():
+    token = sign_unsubscribe_token(SECRET, "cus_1", "weekly")
+    other_payload = sign_unsubscribe_token(b"attacker", "cus_2", "weekly").split(".")[0]
+    assert verify_unsubscribe_token(SECRET, other_payload + "." + token.split(".")[1]) is None
+
+
+@pytest.mark.parametrize("token", ["", ".", "abc", "a.b.c", "!!!.###", "Y3VzXzE.é", "bm9waXBl.AAAA"])
+def test_malformed_tokens_are_rejected(token):
+    assert verify_unsubscribe_token(SECRET, token) is None
+
+
+def test_customer_ids_with_the_delimiter_are_refused():
+    with pytest.raises(ValueError, match="contains '\\|'"):
+        sign_unsubscribe_token(SECRET, "cus_1|x", "weekly")
+
+
+def test_message_id_is_deterministic_and_unique_per_send():
+    message_id = message_id_for("weekly", "run-1", "cus_1", DOMAIN)
+    assert re.fullmatch(r"<[0-9a-f]{32}@mail\.example\.com>", message_id)
+    assert message_id_for("weekly", "run-1", "cus_1", DOMAIN) == message_id
+    others = {message_id_for("weekly", "run-1", "cus_2", DOMAIN), message_id_for("weekly", "run-2", "cus_1", DOMAIN),
+              message_id_for("weekly-b", "run-1", "cus_1", DOMAIN)}
+    assert message_id not in others and len(others) == 3
+    with pytest.raises(ValueError, match="not a bare domain"):
+        message_id_for("weekly", "run-1", "cus_1", "mail.example.com>\r\nBcc: x@y.z")
+
+
+def test_rendering_is_deterministic(renderer):
+    assert render(renderer) == render(renderer)
+
+
+def test_an_unknown_template_names_the_files_and_directory(renderer):
+    with pytest.raises(KeyError) as raised:
+        render(renderer, template="winback")
+    assert "winback.html.j2" in str(raised.value) and str(TEMPLATES_DIR) in str(raised.value)
+    assert "picks_for_you" in str(raised.value)  # and what is available
+
+
+def test_a_template_missing_its_text_part_fails_at_construction(tmp_path):
+    (tmp_path / "promo.html.j2").write_text("<p>{{ headline }}</p>")
+    with pytest.raises(FileNotFoundError) as raised:
+        make_renderer(tmp_path)
+    assert "promo.txt.j2" in str(raised.value) and str(tmp_path) in str(raised.value)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        make_renderer(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no \\*.html.j2"):
+        make_renderer(empty)
+
+
+def test_templates_are_compiled_once_at_construction(tmp_path):
+    for path in TEMPLATES_DIR.glob("*.j2"):
+        shutil.copy(path, tmp_path / path.name)
+    renderer = make_renderer(tmp_path)
+    before = render(renderer)
+    (tmp_path / "picks_for_you.html.j2").write_text("changed")
+    assert render(renderer) == before
+
+
+def test_templates_run_in_a_sandbox_with_strict_variables(tmp_path):
+    (tmp_path / "escape.html.j2").write_text("{{ first_name.__class__.__mro__[1].__subclasses__() }}")
+    (tmp_path / "escape.txt.j2").write_text("")
+    (tmp_path / "typo.html.j2").write_text("{{ frist_name }}")
+    (tmp_path / "typo.txt.j2").write_text("")
+    renderer = make_renderer(tmp_path)
+    with pytest.raises(SecurityError):
+        render(renderer, template="escape")
+    with pytest.raises(UndefinedError, match="frist_name"):
+        render(renderer, template="typo")
+
+
+def test_an_unsubscribe_url_with_a_query_gets_the_token_appended():
+    message = render(make_renderer(base_url="https://mail.example.com/u?list=weekly"))
+    assert message.headers["List-Unsubscribe"].startswith("<https://mail.example.com/u?list=weekly&token=")
+
+
+def test_two_thousand_messages_are_all_correct(renderer):
+    messages = [render(renderer, template=TEMPLATES[i % 2], customer_id=f"cus_{i:08x}",
+                       first_name=None if i % 7 == 0 else f"Name{i}") for i in range(2000)]
+    assert len({m.message_id for m in messages}) == 2000
+    for i, message in enumerate(messages):
+        token = message.headers["List-Unsubscribe"].split("token=")[1].rstrip(">")
+        assert verify_unsubscribe_token(SECRET, token) == (f"cus_{i:08x}", "weekly-2026-45")
+        greeting = "Hi there," if i % 7 == 0 else f"Hi Name{i},"
+        assert greeting in message.html and greeting in message.text
+        assert ADDRESS in message.html and ADDRESS in message.text
+        assert "Wool Beanie" in message.html and "Wool Beanie" in message.text
