@@ -16,7 +16,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.pipeline import quarantine_reasons, run_pipeline, step_seconds, warehouse_table_rows
+from dagster_project.pipeline import (
+    quarantine_reasons,
+    run_batch_campaigns,
+    run_pipeline,
+    step_seconds,
+    warehouse_table_rows,
+)
 from dagster_project.settings import Settings, load_settings
 from dagster_project.warehouse import Warehouse
 
@@ -55,6 +61,43 @@ def prepare_sample_data(settings: Settings, customers: int, seed: int, as_of: da
     )
 
 
+def print_stages_and_gates(instance: dg.DagsterInstance, runs) -> None:
+    checks = [check for run in runs for check in run.get_asset_check_evaluations()]
+    check_steps = {f"{c.asset_key.to_python_identifier()}_{c.check_name}" for c in checks}
+    stages = {step: seconds for run in runs for step, seconds in step_seconds(instance, run.run_id).items()}
+    print("\nSeconds per stage:")
+    for step, seconds in stages.items():
+        if step not in check_steps:
+            print(f"  {step:<40} {seconds:8.2f}")
+    print(f"  {f'quality gates ({len(checks)} checks)':<40} {sum(stages.get(s, 0.0) for s in check_steps):8.2f}")
+    print("\nQuality gates:")
+    for check in checks:
+        verdict = "passed" if check.passed else ("BLOCKED" if check.severity == dg.AssetCheckSeverity.ERROR else "warning")
+        print(f"  {check.asset_key.to_user_string() + ' ' + check.check_name:<48} {verdict:<8} {check.description or ''}")
+
+
+def print_campaigns(runs) -> None:
+    """One line per campaign asset: content written, messages rendered, holdout, suppressed."""
+    lines = []
+    for run in runs:
+        for event in run.get_asset_materialization_events():
+            key, metadata = event.asset_key, event.materialization.metadata
+            if key.path[0] != "campaigns":
+                continue
+            value = {name: item.value for name, item in metadata.items()}
+            if key.path[-1] == "content":
+                lines.append(f"  {key.path[1]:<18} content   {value['content_units']:>6,} units "
+                             f"({value['llm_written']:,} by the LLM, ${value['llm_cost_usd']:.4f}), "
+                             f"{value['review_queue_size']:,} to review")
+            else:
+                lines.append(f"  {key.path[1]:<18} messages  {value['messages_rendered']:>6,} rendered, "
+                             f"{value['holdout_size']:,} holdout, {value['suppressed']:,} suppressed "
+                             f"(run {value['run_key']})")
+    if lines:
+        print("\nCampaigns (previews in the UI: make dev, asset campaigns/<id>/content):")
+        print("\n".join(lines))
+
+
 def sample_as_of(settings: Settings) -> str | None:
     marker = settings.landing_dir / SAMPLE_MARKER
     return json.loads(marker.read_text()).get("as_of") if marker.exists() else None
@@ -91,18 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     instance = _instance()
     result = run_pipeline(instance)
     print(f"\nPipeline run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
-    checks = result.get_asset_check_evaluations()
-    check_steps = {f"{c.asset_key.to_python_identifier()}_{c.check_name}" for c in checks}
-    stages = step_seconds(instance, result.run_id)
-    print("\nSeconds per stage:")
-    for step, seconds in stages.items():
-        if step not in check_steps:
-            print(f"  {step:<40} {seconds:8.2f}")
-    print(f"  {f'quality gates ({len(checks)} checks)':<40} {sum(stages.get(s, 0.0) for s in check_steps):8.2f}")
-    print("\nQuality gates:")
-    for check in checks:
-        verdict = "passed" if check.passed else ("BLOCKED" if check.severity == dg.AssetCheckSeverity.ERROR else "warning")
-        print(f"  {check.asset_key.to_user_string() + ' ' + check.check_name:<48} {verdict:<8} {check.description or ''}")
+    campaign_runs = run_batch_campaigns(instance) if result.success else []
+    print_stages_and_gates(instance, [result, *campaign_runs])
+    print_campaigns([result, *campaign_runs])
     print("\nTables built (rows):")
     for table, rows in warehouse_table_rows(settings).items():
         print(f"  {table:<40} {rows:>10,}")
@@ -111,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\nQuarantined rows (kept in raw.quarantine with their reason):")
         for source, kind, rows in reasons:
             print(f"  {source:<8} {kind:<32} {rows:>8,}")
-    if not result.success:
-        for event in result.all_events:
+    failed = [run for run in (result, *campaign_runs) if not run.success]
+    for run in failed:
+        for event in run.all_events:
             if event.is_failure:
                 print(f"\n{event.step_key}: {event.message}", file=sys.stderr)
+    if failed:
         return 1
     print("\nNext: `make dev` and open http://127.0.0.1:3000 to see the lineage and this run.")
     return 0

@@ -28,6 +28,16 @@ def run_pipeline(instance: dg.DagsterInstance, asset_selection: Iterable[dg.Asse
     )
 
 
+def run_batch_campaigns(instance: dg.DagsterInstance) -> list:
+    """Run every batch campaign's job once (their schedules do this in production)."""
+    definitions = load_definitions()
+    jobs = [job for job in definitions.jobs if job.name.endswith("_campaign")]
+    return [
+        definitions.resolve_job_def(job.name).execute_in_process(instance=instance, raise_on_error=False)
+        for job in jobs
+    ]
+
+
 def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     """Wall seconds per step, in the order the steps started, from the run's event log."""
     started: dict[str, float] = {}

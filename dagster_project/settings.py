@@ -175,3 +175,88 @@ def _postgres_from_environment(env) -> PostgresTarget:
         password=env.get("PGPASSWORD", ""),
         dbname=env.get("PGDATABASE", "mailroom"),
     )
+
+
+@dataclass(frozen=True)
+class LlmTarget:
+    """An OpenAI-compatible endpoint, without its key (read when a call is made, see llm_api_key)."""
+
+    name: str  # "openai" (primary) or "secondary"
+    base_url: str | None
+    model: str
+    input_usd_per_million: float
+    output_usd_per_million: float
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class PersonalizationSettings:
+    content_dir: Path = field(default_factory=lambda: project_root() / "content")
+    primary: LlmTarget | None = None  # None: no API key, the rule-based writer writes everything
+    secondary: LlmTarget | None = None
+    daily_budget_usd: float = 1.0
+    unsubscribe_url: str = "http://127.0.0.1:8025/unsubscribe"
+    sender_domain: str = "mail.example.com"
+
+
+LLM_KEY_VARIABLES = {"openai": ("MAILROOM_LLM_API_KEY", "OPENAI_API_KEY"), "secondary": ("MAILROOM_LLM_SECONDARY_API_KEY",)}
+
+
+def load_personalization_settings(environ: dict[str, str] | None = None) -> PersonalizationSettings:
+    env = os.environ if environ is None else environ
+    prices = (_number(env, "MAILROOM_LLM_INPUT_USD_PER_MILLION", 0.15), _number(env, "MAILROOM_LLM_OUTPUT_USD_PER_MILLION", 0.60))
+    timeout = _number(env, "MAILROOM_LLM_TIMEOUT_SECONDS", 20.0)
+    primary = secondary = None
+    if llm_api_key("openai", env):
+        primary = LlmTarget("openai", env.get("MAILROOM_LLM_BASE_URL") or None,
+                            env.get("MAILROOM_LLM_MODEL") or "gpt-4o-mini", *prices, timeout)
+    if env.get("MAILROOM_LLM_SECONDARY_BASE_URL"):
+        if not llm_api_key("secondary", env):
+            raise SettingsError(
+                "MAILROOM_LLM_SECONDARY_BASE_URL is set but MAILROOM_LLM_SECONDARY_API_KEY is not; set both or neither"
+            )
+        secondary = LlmTarget("secondary", env["MAILROOM_LLM_SECONDARY_BASE_URL"],
+                              env.get("MAILROOM_LLM_SECONDARY_MODEL") or "gpt-4o-mini", *prices, timeout)
+    return PersonalizationSettings(
+        content_dir=Path(env.get("MAILROOM_CONTENT_DIR") or project_root() / "content").resolve(),
+        primary=primary,
+        secondary=secondary,
+        daily_budget_usd=_number(env, "MAILROOM_LLM_DAILY_BUDGET_USD", 1.0),
+        unsubscribe_url=env.get("MAILROOM_UNSUBSCRIBE_URL") or PersonalizationSettings.unsubscribe_url,
+        sender_domain=env.get("MAILROOM_SENDER_DOMAIN") or PersonalizationSettings.sender_domain,
+    )
+
+
+def llm_api_key(endpoint: str, environ: dict[str, str] | None = None) -> str:
+    """The API key of an LLM endpoint, read when it is used so it never sits in resource config."""
+    env = os.environ if environ is None else environ
+    return next((env[name] for name in LLM_KEY_VARIABLES[endpoint] if env.get(name)), "")
+
+
+def unsubscribe_secret(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
+    """The key that signs unsubscribe tokens: MAILROOM_UNSUBSCRIBE_SECRET, else a random key created
+    once in the data directory, so links work out of the box and stay valid across runs."""
+    env = os.environ if environ is None else environ
+    if env.get("MAILROOM_UNSUBSCRIBE_SECRET"):
+        return env["MAILROOM_UNSUBSCRIBE_SECRET"].encode()
+    path = data_dir / ".unsubscribe_secret"
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def _number(env, name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number") from None
+    if number < 0:
+        raise SettingsError(f"{name}={value!r} must not be negative")
+    return number

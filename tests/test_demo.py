@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -39,3 +40,7 @@ def test_demo_runs_the_pipeline_and_prints_tables_and_stages(tmp_path, monkeypat
     assert "Quarantined rows" in out
     assert "Quality gates:" in out and "gx_send_eligibility" in out and "BLOCKED" not in out
     assert "time rules evaluated as of 2026-11-01" in out
+    # Both campaigns are written offline by the rule-based writer and rendered.
+    for campaign in ("weekly_picks", "cart_abandonment"):
+        assert re.search(rf"{campaign}\s+content\s+[1-9][\d,]* units \(0 by the LLM, \$0.0000\)", out), out
+        assert re.search(rf"{campaign}\s+messages\s+[1-9][\d,]* rendered", out), out

@@ -44,6 +44,14 @@ TRICKY_EVENTS = [
 ]
 
 
+@pytest.fixture
+def mailroom_env(mailroom_env, monkeypatch):
+    """These few hand-written events are all from early October: time rules (the CDP volume band
+    included) look back from the day after them, as a replay of that day would."""
+    monkeypatch.setenv("MAILROOM_AS_OF", "2026-10-03")
+    return mailroom_env
+
+
 def customers_by_user(conn) -> dict[str, str]:
     return dict(conn.fetchall(
         "SELECT identifier_value, customer_id FROM marts.customer_identities WHERE identifier_type = 'user_id'"

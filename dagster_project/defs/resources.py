@@ -3,8 +3,9 @@
 import dagster as dg
 
 from dagster_project.dbt_project import mailroom_dbt
+from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.resources import MailroomDbtResource, WarehouseResource, dbt_executable
-from dagster_project.settings import load_settings
+from dagster_project.settings import load_personalization_settings, load_settings
 
 
 @dg.definitions
@@ -13,6 +14,9 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "warehouse": WarehouseResource.from_settings(settings),
+            "personalization": PersonalizationResource.from_settings(
+                load_personalization_settings(), settings.data_dir, settings.phone_default_region
+            ),
             "dbt": MailroomDbtResource(
                 project_dir=mailroom_dbt,
                 target=settings.dbt_target,

@@ -1,17 +1,24 @@
-"""The daily campaign pipeline: ingest, then every dbt model and check downstream of it."""
+"""The daily pipeline: ingest, every dbt model and gate, and the trigger campaigns. Batch campaigns
+have their own jobs and schedules (defs/personalization), so a weekly campaign is not sent daily."""
 
 import dagster as dg
 
-daily_campaign_job = dg.define_asset_job(
-    "daily_campaign_pipeline",
-    selection=dg.AssetSelection.all(),
-    description="Ingest new landing files, rebuild the warehouse models and run every gate.",
-)
+from dagster_project.defs.personalization.campaign_assets import batch_campaign_assets, load_campaigns
 
-daily_campaign_schedule = dg.ScheduleDefinition(
-    job=daily_campaign_job,
-    cron_schedule="0 6 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Runs the campaign pipeline every day at 06:00 UTC (off until an operator turns it on).",
-)
+
+@dg.definitions
+def daily_pipeline() -> dg.Definitions:
+    job = dg.define_asset_job(
+        "daily_campaign_pipeline",
+        selection=dg.AssetSelection.all() - batch_campaign_assets(load_campaigns()),
+        description="Ingest new landing files, rebuild the warehouse models, run every gate, and write and "
+        "render the trigger campaigns.",
+    )
+    schedule = dg.ScheduleDefinition(
+        job=job,
+        cron_schedule="0 6 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Runs the campaign pipeline every day at 06:00 UTC (off until an operator turns it on).",
+    )
+    return dg.Definitions(jobs=[job], schedules=[schedule])

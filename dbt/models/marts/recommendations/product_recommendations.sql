@@ -6,7 +6,7 @@
 {%- set per_customer = var('recommendations_per_customer') %}
 
 with products as (
-    select product_id, product_category, product_name
+    select product_id, product_category, product_name, price, currency
     from (
         select *, row_number() over (partition by product_id order by updated_at desc) as recency
         from {{ ref('stg_catalog__products') }}
@@ -173,6 +173,8 @@ select
     cast(ranked.product_id as varchar) as product_id,
     cast(products.product_name as varchar) as product_name,
     cast(products.product_category as varchar) as product_category,
+    cast(products.price as decimal(12, 2)) as price,
+    cast(products.currency as varchar) as currency,
     cast(round(ranked.score, 6) as decimal(18, 6)) as score,
     cast(ranked.source as varchar) as recommendation_source
 from ranked

@@ -1,0 +1,120 @@
+"""Each campaign in dbt/models/campaigns/ becomes two assets below its audience model:
+
+    campaigns/<id>/content    one content unit per segment x variant (LLM or rules, guardrails, cost)
+    campaigns/<id>/messages   one rendered message per eligible customer -> ops.campaign_messages
+
+The campaigns are read from the dbt manifest, so adding a campaign (SQL + meta) adds its assets.
+"""
+
+import json
+from datetime import datetime, timezone
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from dagster_project.dbt_project import mailroom_dbt
+from dagster_project.defs.personalization.metadata import content_metadata, messages_metadata
+from dagster_project.defs.personalization.resource import PersonalizationResource
+from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
+from dagster_project.personalization.campaigns import Campaign, campaigns_from_manifest
+from dagster_project.personalization.content_step import write_campaign_content
+from dagster_project.personalization.messages_step import render_campaign_messages
+from dagster_project.resources import WarehouseResource
+
+CAMPAIGN_GROUP = "campaigns"
+
+
+def content_key(campaign: Campaign) -> dg.AssetKey:
+    return dg.AssetKey(["campaigns", campaign.campaign_id, "content"])
+
+
+def messages_key(campaign: Campaign) -> dg.AssetKey:
+    return dg.AssetKey(["campaigns", campaign.campaign_id, "messages"])
+
+
+def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
+    audience = get_asset_key_for_model([mailroom_dbt_models], campaign.model)
+    tags = {"campaign": campaign.campaign_id, "campaign_type": campaign.campaign_type}
+
+    @dg.asset(
+        key=content_key(campaign),
+        deps=[audience],
+        group_name=CAMPAIGN_GROUP,
+        owners=["team:marketing"],
+        kinds={"python", "openai"},
+        tags=tags,
+        description=f"Content units of campaign {campaign.campaign_id}: one per segment x variant of its "
+        f"eligible audience, written by the LLM when configured, else by rules, behind guardrails.",
+    )
+    def content(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                personalization: PersonalizationResource) -> dg.MaterializeResult:
+        now = _utc_now()
+        store = warehouse.warehouse()
+        report = write_campaign_content(
+            store, campaign, personalization.chain(store, now), personalization.cache_identity(),
+            personalization.brand().voice, now, progress=context.log.info,
+        )
+        for unit in report.review_queue:
+            context.log.warning(f"{unit.segment_key}/{unit.variant_id} is in the review queue: {unit.written.review_reason}")
+        return dg.MaterializeResult(metadata=content_metadata(report))
+
+    product_deps = []
+    if campaign.product_source:
+        product_deps.append(get_asset_key_for_model([mailroom_dbt_models], campaign.product_source[0].split(".")[1]))
+
+    @dg.asset(
+        key=messages_key(campaign),
+        deps=[content_key(campaign), audience, *product_deps],
+        group_name=CAMPAIGN_GROUP,
+        owners=["team:marketing"],
+        kinds={"python", "jinja"},
+        tags=tags,
+        description=f"One rendered message per eligible customer of campaign {campaign.campaign_id} and run "
+        f"(ops.campaign_messages); holdout and suppressions recorded with their reasons.",
+    )
+    def messages(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 personalization: PersonalizationResource) -> dg.MaterializeResult:
+        report = render_campaign_messages(
+            warehouse.warehouse(), campaign, personalization.renderer(), warehouse.settings.reference_time()
+        )
+        context.log.info(
+            f"{campaign.campaign_id} run {report.run_key}: {report.rendered:,} rendered, {report.holdout:,} holdout, "
+            f"{sum(report.suppressed.values()):,} suppressed"
+        )
+        return dg.MaterializeResult(metadata=messages_metadata(report))
+
+    return [content, messages]
+
+
+def load_campaigns() -> list[Campaign]:
+    return campaigns_from_manifest(json.loads(mailroom_dbt.manifest_path.read_text()))
+
+
+def batch_campaign_jobs(campaigns: list[Campaign]) -> tuple[list, list]:
+    """A job and a schedule per batch campaign: its content and messages, from the latest marts."""
+    jobs, schedules = [], []
+    for campaign in campaigns:
+        if campaign.campaign_type != "batch":
+            continue
+        job = dg.define_asset_job(
+            f"{campaign.campaign_id}_campaign",
+            selection=dg.AssetSelection.assets(content_key(campaign), messages_key(campaign)),
+            description=f"Writes and renders batch campaign {campaign.campaign_id} from the latest marts.",
+        )
+        jobs.append(job)
+        if campaign.schedule:
+            schedules.append(dg.ScheduleDefinition(
+                job=job, cron_schedule=campaign.schedule, execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.STOPPED,
+                description=f"Batch campaign {campaign.campaign_id} on its schedule (meta.campaign.schedule).",
+            ))
+    return jobs, schedules
+
+
+def batch_campaign_assets(campaigns: list[Campaign]) -> dg.AssetSelection:
+    keys = [key for c in campaigns if c.campaign_type == "batch" for key in (content_key(c), messages_key(c))]
+    return dg.AssetSelection.assets(*keys)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

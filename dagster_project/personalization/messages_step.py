@@ -1,0 +1,146 @@
+"""Render one message per eligible customer of a campaign run into ops.campaign_messages.
+
+Every candidate is accounted for: a message, the holdout, or a suppression with its reason
+(ineligible per send_eligibility, cooldown, no content). Re-running the same run renders nothing
+twice: a customer who already has a message for the run keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dagster_project.personalization.campaigns import Campaign
+from dagster_project.personalization.content import ContentUnit
+from dagster_project.personalization.ops_tables import bulk_insert, ensure_ops_tables
+from dagster_project.personalization.render import MessageRenderer
+from dagster_project.personalization.send_time import send_at
+from dagster_project.personalization.variants import HOLDOUT, assign_variant
+from dagster_project.warehouse import Warehouse
+
+
+@dataclass
+class MessagesReport:
+    run_key: str
+    candidates: int = 0
+    audience: int = 0  # eligible candidates
+    holdout: int = 0
+    rendered: int = 0
+    already_rendered: int = 0
+    suppressed: Counter = field(default_factory=Counter)  # reason -> customers
+    by_variant: Counter = field(default_factory=Counter)
+    new_assignments: int = 0
+
+
+def render_campaign_messages(
+    warehouse: Warehouse, campaign: Campaign, renderer: MessageRenderer, reference_utc: datetime
+) -> MessagesReport:
+    run_key = reference_utc.date().isoformat()
+    report = MessagesReport(run_key=run_key)
+    with warehouse.connect() as conn:
+        ensure_ops_tables(conn)
+        candidates = conn.fetchall(
+            f"select customer_id, email, first_name, timezone, segment_key, best_send_hour, is_eligible, "
+            f"ineligible_reason from {campaign.relation} order by customer_id"
+        )
+        assignments = dict(conn.fetchall(
+            "select customer_id, variant_id from ops.variant_assignments where campaign_id = ?", [campaign.campaign_id]
+        ))
+        done = {row[0] for row in conn.fetchall(
+            "select customer_id from ops.campaign_messages where campaign_id = ? and run_key = ?",
+            [campaign.campaign_id, run_key],
+        )}
+        cooling = _in_cooldown(conn, campaign, run_key, reference_utc)
+        content = _current_content(conn, campaign.campaign_id)
+        products = _products(conn, campaign)
+
+    now = datetime.utcnow()
+    new_assignments, messages = [], []
+    report.candidates = len(candidates)
+    for customer_id, email, first_name, tz_name, segment_key, best_hour, eligible, reason in candidates:
+        if not eligible:
+            report.suppressed[reason or "ineligible"] += 1
+            continue
+        report.audience += 1
+        variant = assignments.get(customer_id)
+        if variant is None:
+            variant = assign_variant(campaign.salt, customer_id, campaign.weighted_variants, campaign.holdout_share)
+            new_assignments.append((campaign.campaign_id, customer_id, variant, campaign.salt, now))
+        if variant == HOLDOUT:
+            report.holdout += 1
+            continue
+        if customer_id in done:
+            report.already_rendered += 1
+            continue
+        if customer_id in cooling:
+            report.suppressed["cooldown"] += 1
+            continue
+        unit = content.get((segment_key, variant))
+        if unit is None:
+            report.suppressed["no_content_unit"] += 1
+            continue
+        content_key, words = unit
+        message = renderer.render(
+            template=campaign.template, campaign_id=campaign.campaign_id, run_key=run_key,
+            customer_id=customer_id, first_name=first_name, content=words,
+            products=products.get(customer_id, ()),
+        )
+        messages.append((
+            message.message_id, campaign.campaign_id, run_key, customer_id, variant, segment_key, content_key,
+            email, message.subject, message.preheader, message.html, message.text, json.dumps(message.headers),
+            send_at(reference_utc, tz_name, best_hour, campaign.send_window), now,
+        ))
+        report.by_variant[variant] += 1
+    with warehouse.connect() as conn:
+        report.new_assignments = bulk_insert(conn, "ops.variant_assignments", new_assignments)
+        report.rendered = bulk_insert(conn, "ops.campaign_messages", messages)
+    return report
+
+
+def _in_cooldown(conn, campaign: Campaign, run_key: str, reference_utc: datetime) -> set[str]:
+    """Customers a trigger campaign messaged in an earlier run within its cooldown."""
+    if not campaign.cooldown_days:
+        return set()
+    since = (reference_utc - timedelta(days=campaign.cooldown_days)).date().isoformat()
+    return {row[0] for row in conn.fetchall(
+        "select distinct customer_id from ops.campaign_messages where campaign_id = ? and run_key <> ? "
+        "and run_key >= ?",
+        [campaign.campaign_id, run_key, since],
+    )}
+
+
+def _current_content(conn, campaign_id: str) -> dict[tuple[str, str], tuple[str, ContentUnit]]:
+    rows = conn.fetchall(
+        "select current.segment_key, current.variant_id, content.content_key, content.subject, content.preheader, "
+        "content.headline, content.body_paragraphs, content.call_to_action "
+        "from ops.campaign_content as current "
+        "join ops.content as content on content.content_key = current.content_key "
+        "where current.campaign_id = ?",
+        [campaign_id],
+    )
+    units = {}
+    for segment, variant, key, subject, preheader, headline, body, cta in rows:
+        units[(segment, variant)] = (key, ContentUnit(
+            subject=subject.strip(), preheader=preheader.strip(), headline=headline.strip(),
+            body_paragraphs=json.loads(body), call_to_action=cta.strip(),
+        ))
+    return units
+
+
+def _products(conn, campaign: Campaign) -> dict[str, list[dict]]:
+    if not campaign.product_source:
+        return {}
+    relation, rank = campaign.product_source
+    per_customer: dict[str, list[dict]] = defaultdict(list)
+    for customer_id, product_id, name, category, price, currency in conn.fetchall(
+        f"select customer_id, product_id, product_name, product_category, price, currency from {relation} "
+        f"where {rank} <= ? order by customer_id, {rank}",
+        [campaign.products_per_message],
+    ):
+        per_customer[customer_id].append({
+            "product_id": product_id, "name": name, "category": category,
+            "price": float(price) if price is not None else None, "currency": currency,
+        })
+    return per_customer

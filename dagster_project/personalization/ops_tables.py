@@ -1,0 +1,77 @@
+"""Operational tables the personalization assets write (schema ops), and how rows get there.
+
+ops.content            one row per content unit (campaign x segment x variant x prompt/model/inputs)
+ops.campaign_content   which content unit each (campaign, segment, variant) uses now
+ops.llm_calls          every LLM request: endpoint, model, outcome, tokens, cost (never prompt text)
+ops.variant_assignments  the sticky variant (or holdout) of each customer per campaign
+ops.campaign_messages  one rendered message per customer and campaign run: what activation sends
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from dagster_project.warehouse import Column, Connection
+
+
+def _columns(spec: str) -> tuple[Column, ...]:
+    return tuple(Column(*item.split(":")) for item in spec.split())
+
+
+CONTENT = _columns(
+    "content_key:VARCHAR campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR writer:VARCHAR "
+    "prompt_version:VARCHAR model:VARCHAR subject:VARCHAR preheader:VARCHAR headline:VARCHAR "
+    "body_paragraphs:VARCHAR call_to_action:VARCHAR quality_score:FLOAT8 flags:VARCHAR "
+    "review_reason:VARCHAR input_tokens:BIGINT output_tokens:BIGINT cost_usd:FLOAT8 created_at:TIMESTAMP"
+)
+CAMPAIGN_CONTENT = _columns(
+    "campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR content_key:VARCHAR updated_at:TIMESTAMP"
+)
+LLM_CALLS = _columns(
+    "called_at:TIMESTAMP campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR endpoint:VARCHAR "
+    "model:VARCHAR prompt_version:VARCHAR outcome:VARCHAR input_tokens:BIGINT output_tokens:BIGINT "
+    "cost_usd:FLOAT8 seconds:FLOAT8"
+)
+VARIANT_ASSIGNMENTS = _columns(
+    "campaign_id:VARCHAR customer_id:VARCHAR variant_id:VARCHAR salt:VARCHAR assigned_at:TIMESTAMP"
+)
+CAMPAIGN_MESSAGES = _columns(
+    "message_id:VARCHAR campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR variant_id:VARCHAR "
+    "segment_key:VARCHAR content_key:VARCHAR to_email:VARCHAR subject:VARCHAR preheader:VARCHAR "
+    "html_body:VARCHAR text_body:VARCHAR headers_json:VARCHAR send_at:TIMESTAMP rendered_at:TIMESTAMP"
+)
+
+TABLES = {
+    "ops.content": CONTENT,
+    "ops.campaign_content": CAMPAIGN_CONTENT,
+    "ops.llm_calls": LLM_CALLS,
+    "ops.variant_assignments": VARIANT_ASSIGNMENTS,
+    "ops.campaign_messages": CAMPAIGN_MESSAGES,
+}
+
+
+def ensure_ops_tables(conn: Connection) -> None:
+    conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
+    for table, columns in TABLES.items():
+        conn.create_table(table, columns)
+
+
+def bulk_insert(conn: Connection, table: str, rows: Iterable[Sequence]) -> int:
+    """Insert rows (in TABLES[table] column order) with one bulk load; returns the row count."""
+    columns = TABLES[table]
+    with tempfile.TemporaryDirectory(prefix="mailroom-ops-") as scratch:
+        path = Path(scratch) / "rows.csv"
+        count = 0
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow([c.name for c in columns])
+            for row in rows:
+                # An empty string would read back as NULL: keep text empty-free (a space is harmless).
+                writer.writerow(["" if value is None else (value if value != "" else " ") for value in row])
+                count += 1
+        if count:
+            conn.load_csv(table, columns, path)
+    return count

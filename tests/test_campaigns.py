@@ -1,0 +1,165 @@
+"""Campaigns as code: settings read from the dbt manifest, send times, and both shipped campaigns
+written and rendered end to end on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import dagster as dg
+import pytest
+
+from dagster_project.dbt_project import mailroom_dbt
+from dagster_project.personalization.campaigns import CampaignError, campaigns_from_manifest
+from dagster_project.personalization.send_time import send_at
+from dagster_project.pipeline import load_definitions, run_batch_campaigns
+from dagster_project.warehouse import Warehouse
+
+from pipeline_helpers import run_daily_pipeline, with_landing
+
+
+def manifest() -> dict:
+    return json.loads(mailroom_dbt.manifest_path.read_text())
+
+
+def test_the_shipped_campaigns_are_read_from_the_manifest(prepared_dbt):
+    campaigns = {c.campaign_id: c for c in campaigns_from_manifest(manifest())}
+    assert set(campaigns) == {"weekly_picks", "cart_abandonment"}
+    weekly, cart = campaigns["weekly_picks"], campaigns["cart_abandonment"]
+    assert weekly.campaign_type == "batch" and weekly.schedule and weekly.relation == "marts.campaign_weekly_picks"
+    assert cart.campaign_type == "trigger" and cart.cooldown_days == 7 and cart.products == "abandoned_cart"
+    assert [v.variant_id for v in weekly.variants] == ["a", "b"] and weekly.holdout_share == 0.1
+    assert weekly.salt != cart.salt
+
+
+def _node(name: str, campaign) -> dict:
+    return {"resource_type": "model", "name": name, "schema": "marts", "config": {"meta": {"campaign": campaign}}}
+
+
+GOOD = {"id": "x", "type": "batch", "brief": "b", "template": "picks_for_you", "variants": [{"id": "a"}]}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"brief": None}, "meta.campaign.brief is required"),
+        ({"type": "blast"}, "meta.campaign.type must be one of batch, trigger"),
+        ({"variants": [{"id": "a", "weight": -1}]}, "meta.campaign.variants is invalid"),
+        ({"holdout_share": 1.5}, "meta.campaign.variants is invalid"),
+        ({"products": "everything"}, "meta.campaign.products must be one of"),
+        ({"send_window": {"start_hour": 20, "end_hour": 8}}, "meta.campaign.send_window needs"),
+        ({"type": "trigger"}, "meta.campaign.trigger.cooldown_days is required"),
+    ],
+)
+def test_bad_campaign_settings_name_the_model_and_key(change, message):
+    with pytest.raises(CampaignError, match="dbt model campaign_x: " + message.replace(".", r"\.")):
+        campaigns_from_manifest({"nodes": {"m": _node("campaign_x", {**GOOD, **change})}})
+
+
+def test_two_models_may_not_share_a_campaign_id():
+    nodes = {"m1": _node("campaign_one", GOOD), "m2": _node("campaign_two", GOOD)}
+    with pytest.raises(CampaignError, match="campaign_one and campaign_two both use campaign id 'x'"):
+        campaigns_from_manifest({"nodes": nodes})
+
+
+@pytest.mark.parametrize(
+    ("reference", "tz", "hour", "window", "expected"),
+    [
+        (datetime(2026, 11, 1, 0, 0), "America/New_York", 9, (8, 20), datetime(2026, 11, 1, 14, 0)),  # EST, same day
+        (datetime(2026, 11, 1, 16, 0), "America/New_York", 9, (8, 20), datetime(2026, 11, 2, 14, 0)),  # hour passed
+        (datetime(2026, 11, 1, 0, 0), "Europe/Berlin", 3, (8, 20), datetime(2026, 11, 1, 7, 0)),  # clamped to 08:00
+        (datetime(2026, 11, 1, 0, 0), "Asia/Tokyo", 23, (8, 21), datetime(2026, 11, 1, 11, 0)),  # clamped to 20:00
+        (datetime(2026, 11, 1, 0, 0), None, None, (8, 20), datetime(2026, 11, 1, 8, 0)),  # UTC, window start
+    ],
+)
+def test_send_at_is_the_best_local_hour_inside_the_window(reference, tz, hour, window, expected):
+    assert send_at(reference, tz, hour, window) == expected
+
+
+def run_campaigns() -> list[dg.ExecuteInProcessResult]:
+    daily = run_daily_pipeline()
+    assert daily.success
+    batch = run_batch_campaigns(dg.DagsterInstance.ephemeral())
+    assert batch and all(run.success for run in batch)
+    return [daily, *batch]
+
+
+def campaign_metadata(runs, campaign_id: str, asset: str) -> dict:
+    key = dg.AssetKey(["campaigns", campaign_id, asset])
+    return next(
+        {name: value.value for name, value in event.materialization.metadata.items()}
+        for run in runs for event in run.get_asset_materialization_events() if event.asset_key == key
+    )
+
+
+def test_both_campaigns_render_one_message_per_eligible_customer(mailroom_env, sample_landing, prepared_dbt):
+    settings = with_landing(mailroom_env, sample_landing)
+    runs = run_campaigns()
+    warehouse = Warehouse(settings)
+    for campaign_id, audience in (("weekly_picks", "marts.campaign_weekly_picks"),
+                                  ("cart_abandonment", "marts.campaign_cart_abandonment")):
+        content = campaign_metadata(runs, campaign_id, "content")
+        messages = campaign_metadata(runs, campaign_id, "messages")
+        assert content["content_units"] > 0 and content["llm_written"] == 0 and content["review_queue_size"] == 0
+        assert "**Subject:**" in content["preview"]
+        with warehouse.connect() as conn:
+            eligible = conn.scalar(f"select count(*) from {audience} where is_eligible")
+            candidates = conn.scalar(f"select count(*) from {audience}")
+            rows = conn.fetchall(
+                f"select m.customer_id, m.to_email, m.html_body, m.text_body, m.headers_json, a.is_eligible, a.email "
+                f"from ops.campaign_messages as m join {audience} as a on a.customer_id = m.customer_id "
+                f"where m.campaign_id = ?", [campaign_id],
+            )
+            holdout = conn.scalar(
+                "select count(*) from ops.variant_assignments where campaign_id = ? and variant_id = 'holdout'",
+                [campaign_id],
+            )
+            segments = conn.scalar(f"select count(distinct segment_key) from {audience} where is_eligible")
+        # Everyone is accounted for: a message, the holdout, or a suppression with its reason.
+        assert messages["messages_rendered"] + messages["holdout_size"] + messages["suppressed"] == candidates
+        assert messages["audience_size"] == eligible and messages["holdout_size"] == holdout
+        assert holdout > 0 or eligible < 30  # 10% holdout; the small cart audience may have none
+        assert len(rows) == messages["messages_rendered"] == len({r[0] for r in rows}) > 0
+        # Content grows with segments x variants, not with customers.
+        assert content["content_units"] == segments * 2
+        for _, to_email, html, text, headers, is_eligible, email in rows:
+            assert is_eligible and to_email == email
+            assert "unsubscribe?token=" in html and "unsubscribe?token=" in text
+            assert "100 Example Street" in html and "100 Example Street" in text
+            assert "{{" not in html and "{%" not in html
+            assert json.loads(headers)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    with warehouse.connect() as conn:
+        # The cart reminder shows what was left in the cart.
+        html, customer = conn.fetchall(
+            "select html_body, customer_id from ops.campaign_messages where campaign_id = 'cart_abandonment' "
+            "order by customer_id limit 1"
+        )[0]
+        left = conn.scalar("select product_name from marts.abandoned_cart_items where customer_id = ? "
+                           "and item_rank = 1", [customer])
+        assert left in html
+
+
+def test_rerunning_a_campaign_sends_nothing_new_and_keeps_assignments(mailroom_env, sample_landing, prepared_dbt):
+    settings = with_landing(mailroom_env, sample_landing)
+    run_campaigns()
+    with Warehouse(settings).connect() as conn:
+        before = conn.fetchall("select campaign_id, customer_id, variant_id from ops.variant_assignments order by 1, 2")
+        messages = conn.fetchall("select message_id, html_body from ops.campaign_messages order by 1")
+    runs = run_campaigns()
+    assert campaign_metadata(runs, "weekly_picks", "content")["written_this_run"] == 0  # cached: costs nothing
+    assert campaign_metadata(runs, "weekly_picks", "messages")["messages_rendered"] == 0
+    with Warehouse(settings).connect() as conn:
+        assert conn.fetchall("select campaign_id, customer_id, variant_id from ops.variant_assignments order by 1, 2") == before
+        assert conn.fetchall("select message_id, html_body from ops.campaign_messages order by 1") == messages
+
+
+def test_campaigns_appear_in_the_lineage_below_their_audience(prepared_dbt):
+    graph = load_definitions().resolve_asset_graph()
+    content = dg.AssetKey(["campaigns", "weekly_picks", "content"])
+    messages = dg.AssetKey(["campaigns", "cart_abandonment", "messages"])
+    assert dg.AssetKey(["marts", "campaign_weekly_picks"]) in graph.get(content).parent_keys
+    assert {dg.AssetKey(["campaigns", "cart_abandonment", "content"]), dg.AssetKey(["marts", "abandoned_cart_items"])} \
+        <= graph.get(messages).parent_keys
+    daily = load_definitions().resolve_job_def("daily_campaign_pipeline")
+    assert messages in daily.asset_layer.executable_asset_keys  # triggers run daily
+    assert dg.AssetKey(["campaigns", "weekly_picks", "messages"]) not in daily.asset_layer.executable_asset_keys
