@@ -97,6 +97,9 @@ def run_warehouse(kind: str, landing: Path, scratch: Path) -> dict:
         build = measure([dbt_executable(), "build", "--target", kind], env, cwd=ROOT / "dbt")
         build["models"] = _model_seconds(build.pop("stdout"))
         print(f"[{kind}] dbt build {build['seconds']}s", flush=True)
+        campaigns = measure([sys.executable, "-m", "benchmarks.stage", "campaigns"], env)
+        campaigns["campaigns"] = json.loads(campaigns.pop("stdout").strip().splitlines()[-1])
+        print(f"[{kind}] campaigns {campaigns['seconds']}s", flush=True)
         gates = measure([sys.executable, "-m", "benchmarks.stage", "quality-gates"], env)
         gates["suites"] = json.loads(gates.pop("stdout").strip().splitlines()[-1])
         print(f"[{kind}] quality gates {gates['seconds']}s", flush=True)
@@ -105,6 +108,7 @@ def run_warehouse(kind: str, landing: Path, scratch: Path) -> dict:
             "phone numbers (Python)": phones,
             "dbt build (models and tests)": build,
             "quality gates (GX suites)": gates,
+            "campaigns (content with the LLM double, rendering)": campaigns,
             "server_version": _server_version(settings),
         }
     finally:

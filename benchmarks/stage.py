@@ -3,6 +3,7 @@
     python -m benchmarks.stage ingest          (warehouse from the MAILROOM_* environment)
     python -m benchmarks.stage phone-numbers
     python -m benchmarks.stage quality-gates
+    python -m benchmarks.stage campaigns       (content through the local OpenAI double, then rendering)
 """
 
 from __future__ import annotations
@@ -35,21 +36,69 @@ def phone_numbers() -> dict:
 
 
 def quality_gates() -> dict:
-    from dagster_project.quality.gates import run_gate
-    from dagster_project.quality.suites import load_suites
+    from dagster_project.quality.docs import run_every_gate
 
-    settings = load_settings()
-    warehouse = Warehouse(settings)
     outcomes = {}
-    for suite in load_suites(settings.expectations_dir):
-        result = run_gate(warehouse, suite, settings.reference_time())
+    for result in run_every_gate(load_settings()):
         if not result.passed:
-            raise SystemExit(f"gate {suite.name} failed on benchmark data: {result.blocking_failures + result.warnings}")
-        outcomes[suite.name] = {"rows_loaded": result.rows, "seconds": round(result.seconds, 2)}
+            raise SystemExit(f"gate {result.suite.name} failed on benchmark data: {result.blocking_failures + result.warnings}")
+        outcomes[result.suite.name] = {"rows_loaded": result.rows, "seconds": round(result.seconds, 2)}
     return outcomes
 
 
-STAGES = {"ingest": ingest, "phone-numbers": phone_numbers, "quality-gates": quality_gates}
+def campaigns() -> dict:
+    """Every campaign's content, written by the real openai client against the local OpenAI double
+    (no network: tokens are the double's estimates, priced at the configured rates), then rendered."""
+    import os
+    import time
+    from pathlib import Path
+
+    from dagster_project.defs.personalization.campaign_assets import load_campaigns
+    from dagster_project.defs.personalization.resource import LlmEndpointConfig, PersonalizationResource
+    from dagster_project.personalization.content_step import write_campaign_content
+    from dagster_project.personalization.messages_step import render_campaign_messages
+    from dagster_project.settings import load_personalization_settings
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from doubles.openai_double import openai_double
+
+    settings, personal = load_settings(), load_personalization_settings()
+    warehouse = Warehouse(settings)
+    outcomes = {}
+    with openai_double() as double:
+        os.environ["MAILROOM_LLM_API_KEY"] = "bench-key"
+        resource = PersonalizationResource(
+            content_dir=str(personal.content_dir), data_dir=str(settings.data_dir),
+            endpoints=[LlmEndpointConfig(name="openai", base_url=double.base_url, model="gpt-4o-mini",
+                                         input_usd_per_million=0.15, output_usd_per_million=0.60)],
+            daily_budget_usd=100.0, unsubscribe_url=personal.unsubscribe_url, sender_domain=personal.sender_domain,
+        )
+        for campaign in load_campaigns():
+            calls_before = len(double.requests)
+            started = time.perf_counter()
+            content = write_campaign_content(
+                warehouse, campaign, resource.chain(warehouse, settings.reference_time()), resource.cache_identity(),
+                resource.brand().voice, settings.reference_time(),
+            )
+            written = time.perf_counter()
+            messages = render_campaign_messages(warehouse, campaign, resource.renderer(), settings.reference_time())
+            cost = sum(unit.written.cost_usd for unit in content.units)
+            outcomes[campaign.campaign_id] = {
+                "segments": len({unit.segment_key for unit in content.units}),
+                "content_units": len(content.units),
+                "llm_calls": len(double.requests) - calls_before,
+                "input_tokens": sum(unit.written.input_tokens for unit in content.units),
+                "output_tokens": sum(unit.written.output_tokens for unit in content.units),
+                "cost_usd": round(cost, 6),
+                "rows_loaded": messages.rendered,
+                "usd_per_1000_emails": round(cost / messages.rendered * 1000, 6) if messages.rendered else None,
+                "content_seconds": round(written - started, 2),
+                "seconds": round(time.perf_counter() - written, 2),
+            }
+    return outcomes
+
+
+STAGES = {"ingest": ingest, "phone-numbers": phone_numbers, "quality-gates": quality_gates, "campaigns": campaigns}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STAGES:

@@ -30,8 +30,10 @@ def run_pipeline(instance: dg.DagsterInstance, asset_selection: Iterable[dg.Asse
 
 def run_batch_campaigns(instance: dg.DagsterInstance) -> list:
     """Run every batch campaign's job once (their schedules do this in production)."""
+    from dagster_project.defs.personalization.campaign_assets import batch_campaign_jobs, load_campaigns
+
     definitions = load_definitions()
-    jobs = [job for job in definitions.jobs if job.name.endswith("_campaign")]
+    jobs, _ = batch_campaign_jobs(load_campaigns())
     return [
         definitions.resolve_job_def(job.name).execute_in_process(instance=instance, raise_on_error=False)
         for job in jobs

@@ -115,8 +115,13 @@ def test_both_campaigns_render_one_message_per_eligible_customer(mailroom_env, s
                 [campaign_id],
             )
             segments = conn.scalar(f"select count(distinct segment_key) from {audience} where is_eligible")
+            suppressed = dict(conn.fetchall(
+                "select reason, count(*) from ops.campaign_suppressions where campaign_id = ? group by reason",
+                [campaign_id]))
         # Everyone is accounted for: a message, the holdout, or a suppression with its reason.
         assert messages["messages_rendered"] + messages["holdout_size"] + messages["suppressed"] == candidates
+        assert sum(suppressed.values()) == messages["suppressed"]  # each one recorded with its reason
+        assert "opted_out" in suppressed or campaign_id == "cart_abandonment"
         assert messages["audience_size"] == eligible and messages["holdout_size"] == holdout
         assert holdout > 0 or eligible < 30  # 10% holdout; the small cart audience may have none
         assert len(rows) == messages["messages_rendered"] == len({r[0] for r in rows}) > 0
@@ -163,3 +168,33 @@ def test_campaigns_appear_in_the_lineage_below_their_audience(prepared_dbt):
     daily = load_definitions().resolve_job_def("daily_campaign_pipeline")
     assert messages in daily.asset_layer.executable_asset_keys  # triggers run daily
     assert dg.AssetKey(["campaigns", "weekly_picks", "messages"]) not in daily.asset_layer.executable_asset_keys
+
+
+def test_assignments_stay_sticky_until_the_variant_disappears(mailroom_env, sample_landing, prepared_dbt):
+    from dataclasses import replace
+
+    from dagster_project.defs.personalization.campaign_assets import load_campaigns
+    from dagster_project.defs.personalization.resource import PersonalizationResource
+    from dagster_project.personalization.campaigns import VariantSpec
+    from dagster_project.personalization.messages_step import render_campaign_messages
+    from dagster_project.settings import load_personalization_settings
+
+    settings = with_landing(mailroom_env, sample_landing)
+    run_campaigns()
+    warehouse = Warehouse(settings)
+    with warehouse.connect() as conn:
+        before = dict(conn.fetchall(
+            "select customer_id, variant_id from ops.variant_assignments where campaign_id = 'weekly_picks'"))
+    weekly = next(c for c in load_campaigns() if c.campaign_id == "weekly_picks")
+    renderer = PersonalizationResource.from_settings(
+        load_personalization_settings(), settings.data_dir, "US").renderer()
+    # Variant b is retired: its customers are drawn again, everybody else keeps their variant.
+    only_a = replace(weekly, variants=(VariantSpec("a", 1.0, "benefit-led"),))
+    report = render_campaign_messages(warehouse, only_a, renderer, settings.reference_time())
+    with warehouse.connect() as conn:
+        after = dict(conn.fetchall(
+            "select customer_id, variant_id from ops.variant_assignments where campaign_id = 'weekly_picks'"))
+    assert set(after) == set(before)
+    assert report.new_assignments == sum(1 for v in before.values() if v == "b") > 0
+    assert all(after[c] == v for c, v in before.items() if v != "b")
+    assert set(after.values()) <= {"a", "holdout"}

@@ -278,6 +278,16 @@ def test_prompt_with_personal_data_is_never_sent(primary, brief_text, kind):
     assert all(secret not in message for secret in ("jane.doe", "555-0134", "Whitfield"))
 
 
+def test_a_customer_named_like_a_word_of_the_brand_file_does_not_stop_the_prompt(primary):
+    """Names are looked for in the brief's facts, not in fixed text: the brand voice and the spam
+    triggers may contain words that are also somebody's surname."""
+    fixed_words = ["Friendly", "Short", "Cash", "Winner", "Guaranteed"]
+    chain = ContentChain([endpoint(primary)], BRAND, PiiDetector(names=fixed_words), DailyBudget(limit_usd=10.0),
+                         PROMPTS)
+    assert chain.write(BRIEF).writer == "openai"
+    assert len(primary.requests) == 1
+
+
 def test_no_request_ever_carries_an_email_phone_or_profile_name(primary, secondary):
     primary.script(["spammy", "ok", "429", "pii", "invalid_json"])
     chain = chain_for(endpoint(primary), endpoint(secondary, "secondary"))
@@ -401,3 +411,11 @@ def test_content_cache_key_is_stable_and_sensitive_to_each_input():
         content_cache_key("content_unit@v1", "gpt-4o-mini", {**facts, "variant": "B"}),
         content_cache_key("content_unit@v1", "gpt-4o-mini", {**facts, "top_categories": ["shoes", "apparel"]}),
     }) == 6
+
+
+def test_write_safely_turns_a_pii_prompt_into_a_reviewed_rules_unit(primary):
+    brief = SegmentBrief(**{**BRIEF.__dict__, "brief": "Thank Marcus Whitfield for his review."})
+    written, error = chain_for(endpoint(primary)).write_safely(brief)
+    assert isinstance(error, PromptContainsPii) and primary.requests == []
+    assert written.writer == "rules" and written.in_review
+    assert "name in brief" in written.review_reason and "Whitfield" not in written.review_reason

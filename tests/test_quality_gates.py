@@ -12,7 +12,7 @@ import pytest
 
 from dagster_project.pipeline import load_definitions
 from dagster_project.quality.gates import run_gate
-from dagster_project.quality.suites import load_suites
+from dagster_project.quality.suites import load_suites, load_templates
 from dagster_project.warehouse import Warehouse
 
 from pipeline_helpers import run_daily_pipeline, with_landing
@@ -115,7 +115,9 @@ def test_clean_data_passes_every_gate_then_each_corruption_fails_its_gate(
     result = run_daily_pipeline()
     assert result.success
     checks = gate_checks(result)
-    assert set(checks) == {suite.check_name for suite in load_suites(settings.expectations_dir)}
+    # Every suite, plus the campaign templates on each audience and on the (daily) trigger campaign.
+    assert set(checks) == {suite.check_name for suite in load_suites(settings.expectations_dir)} | {
+        "gx_campaign_audience", "gx_campaign_messages"}
     assert all(check.passed for check in checks.values()), {n: c.description for n, c in checks.items() if not c.passed}
     assert checks["gx_raw_cdp_events"].metadata["volume_ratio"].value > 0
 
@@ -263,9 +265,78 @@ def test_quality_docs_report_every_suite(mailroom_env, sample_landing, prepared_
     assert run_daily_pipeline().success
     index, results = build_quality_docs(settings)
     assert index == settings.data_dir / "quality-docs" / "index.html" and index.exists()
-    assert len(results) == len(load_suites(settings.expectations_dir)) and all(r.passed for r in results)
+    names = {result.suite.name for result in results}
+    assert {suite.name for suite in load_suites(settings.expectations_dir)} <= names
+    assert {"campaign_audience__weekly_picks", "campaign_messages__cart_abandonment"} <= names
+    assert all(r.passed for r in results), [r.suite.name for r in results if not r.passed]
     pages = {path.stem for path in (index.parent / "expectations").glob("*.html")}
-    assert {suite.name for suite in load_suites(settings.expectations_dir)} <= pages
+    assert names <= pages
     assert list((index.parent / "validations").rglob("*.html"))
     if settings.warehouse == "postgres":  # no connection string left on disk
         assert settings.postgres.dbname not in "".join(p.read_text(errors="ignore") for p in index.parent.rglob("*.html"))
+
+
+def campaign_suite(settings, template: str, campaign_id: str, relation: str, audience: tuple[str, ...]):
+    suite = next(s for s in load_templates(settings.expectations_dir) if s.name == template)
+    return suite.for_campaign(campaign_id, relation, audience)
+
+
+def test_campaign_gates_catch_a_customer_without_consent_and_broken_messages(
+    mailroom_env, sample_landing, prepared_dbt
+):
+    from dagster_project.pipeline import run_batch_campaigns
+
+    settings = with_landing(mailroom_env, sample_landing)
+    assert run_daily_pipeline().success
+    assert all(run.success for run in run_batch_campaigns(dg.DagsterInstance.ephemeral()))
+    warehouse = Warehouse(settings)
+    audience = campaign_suite(settings, "campaign_audience", "weekly_picks", "marts.campaign_weekly_picks",
+                              ("marts", "campaign_weekly_picks"))
+    messages = campaign_suite(settings, "campaign_messages", "weekly_picks", "", ())
+    brand = {"postal_address_regex": "100 Example Street", "subject_max_length": 60}
+    assert run_gate(warehouse, audience, settings.reference_time()).passed
+    assert run_gate(warehouse, messages, settings.reference_time(), parameters=brand).passed
+
+    with warehouse.connect() as conn:
+        # An opted-out customer slipped into the audience, and two messages went wrong in rendering.
+        assert conn.execute(
+            "update marts.campaign_weekly_picks set is_eligible = true, ineligible_reason = null where customer_id = "
+            "(select min(customer_id) from marts.campaign_weekly_picks where ineligible_reason = 'opted_out')") == 1
+        first, second = [row[0] for row in conn.fetchall(
+            "select message_id from ops.campaign_messages where campaign_id = 'weekly_picks' order by 1 limit 2")]
+        conn.execute("update ops.campaign_messages set html_body = html_body || '{{ first_name }}' where message_id = ?",
+                     [first])
+        conn.execute("update ops.campaign_messages set text_body = replace(text_body, ?, '') where message_id = ?",
+                     ["unsubscribe?token=", second])
+    failed_audience = run_gate(warehouse, audience, settings.reference_time()).blocking_failures
+    assert "expect_column_values_to_be_in_set(eligible_now)" in failed_audience
+    assert "expect_column_values_to_not_be_in_set(email_consent)" in failed_audience
+    failed_messages = run_gate(warehouse, messages, settings.reference_time(), parameters=brand).blocking_failures
+    assert "expect_column_values_to_not_match_regex(html_body)" in failed_messages
+    assert "expect_column_values_to_match_regex(text_body)" in failed_messages
+
+
+def test_a_failed_audience_gate_stops_the_campaign_before_any_message(
+    mailroom_env, sample_landing, prepared_dbt, tmp_path, monkeypatch
+):
+    from dagster_project.pipeline import run_batch_campaigns
+
+    settings = with_landing(mailroom_env, sample_landing)
+    assert run_daily_pipeline().success
+    suites = tmp_path / "expectations"
+    shutil.copytree(settings.expectations_dir, suites)
+    document = json.loads((suites / "campaign_audience.json").read_text())
+    document["expectations"].append({
+        "type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}, "severity": "critical",
+    })
+    (suites / "campaign_audience.json").write_text(json.dumps(document))
+    monkeypatch.setenv("MAILROOM_EXPECTATIONS_DIR", str(suites))
+
+    [run] = run_batch_campaigns(dg.DagsterInstance.ephemeral())
+    gate = gate_checks(run)["gx_campaign_audience"]
+    assert not gate.passed and "expect_table_row_count_to_be_between" in gate.metadata["blocking_failures"].value
+    rendered = {e.asset_key for e in run.get_asset_materialization_events()}
+    assert dg.AssetKey(["campaigns", "weekly_picks", "content"]) not in rendered
+    with Warehouse(settings).connect() as conn:
+        assert not conn.table_exists("ops", "campaign_messages") or conn.scalar(
+            "select count(*) from ops.campaign_messages where campaign_id = 'weekly_picks'") == 0

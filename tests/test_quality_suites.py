@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project.quality.masking import mask_value
-from dagster_project.quality.suites import SuiteError, load_suite, load_suites
+from dagster_project.quality.suites import SuiteError, load_suite, load_suites, load_templates
 from dagster_project.quality.volume import VolumeBand
 from dagster_project.settings import project_root
 
@@ -28,6 +28,18 @@ def test_every_gated_asset_has_exactly_one_suite():
         assert suite.expectations, suite.path
         assert suite.key_columns, f"{suite.path}: failing rows need key columns to be found"
         assert set(suite.key_columns) <= set(suite.referenced_columns())
+
+
+def test_campaign_templates_are_made_concrete_per_campaign():
+    templates = {t.name: t for t in load_templates(EXPECTATIONS)}
+    assert set(templates) == {"campaign_audience", "campaign_messages"}
+    audience = templates["campaign_audience"].for_campaign("weekly", "marts.campaign_weekly", ("marts", "campaign_weekly"))
+    assert audience.asset == ("marts", "campaign_weekly") and audience.name == "campaign_audience__weekly"
+    assert "from marts.campaign_weekly as audience" in audience.query and "{" not in audience.query
+    messages = templates["campaign_messages"].for_campaign("weekly", "marts.campaign_weekly", ("marts", "x"))
+    assert messages.asset == ("campaigns", "weekly", "messages") and "campaign_id = 'weekly'" in messages.query
+    assert messages.uses_brand and not audience.uses_brand
+    assert {"html_body", "text_body"} <= messages.pii_columns  # bodies never shown in the UI
 
 
 def test_severity_comes_from_the_suite_file():

@@ -44,7 +44,7 @@ class Campaign:
     holdout_share: float
     salt: str
     schedule: str | None
-    cooldown_days: int | None
+    cooldown_days: int | None  # nobody gets this campaign twice within this many days
     send_window: tuple[int, int]
 
     @property
@@ -108,6 +108,7 @@ def _campaign(node: dict, spec: dict) -> Campaign:
     trigger = spec.get("trigger") or {}
     if spec["type"] == "trigger" and "cooldown_days" not in trigger:
         raise fail("trigger.cooldown_days", "is required for a trigger campaign")
+    cooldown = trigger.get("cooldown_days", spec.get("cooldown_days"))
     return Campaign(
         campaign_id=str(spec["id"]),
         model=model,
@@ -121,6 +122,6 @@ def _campaign(node: dict, spec: dict) -> Campaign:
         holdout_share=holdout_share,
         salt=str(spec.get("salt") or spec["id"]),
         schedule=spec.get("schedule"),
-        cooldown_days=int(trigger["cooldown_days"]) if "cooldown_days" in trigger else None,
+        cooldown_days=int(cooldown) if cooldown is not None else None,
         send_window=(start, end),
     )

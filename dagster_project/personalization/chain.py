@@ -95,6 +95,9 @@ class ContentChain:
         self.endpoints = tuple(endpoints)
         self.brand = brand
         self.pii = pii
+        # Fixed text (template, brand file) is checked for patterns only: a customer surnamed "Short"
+        # must not turn the brand voice "Short sentences" into personal data. Brief facts get both.
+        self.pii_patterns = PiiDetector(phone_region=pii.phone_region)
         self.budget = budget
         self.prompt, self.retry_prompt = prompts
         self.estimated_tokens = estimated_tokens
@@ -141,9 +144,13 @@ class ContentChain:
 
     def _render(self, prompt: Prompt, facts: dict, brief: SegmentBrief) -> tuple[str, str]:
         system, user = prompt.render(facts)
-        if self.pii.contains_pii(system) or self.pii.contains_pii(user):
-            kinds = sorted({f.kind for text in (system, user) for f in self.pii.find(text)})
-            fields = [name for name, value in facts.items() if self.pii.contains_pii(_text(value))]
+        brief_facts = {name: _text(value) for name, value in brief.facts().items() if name != "brand_voice"}
+        fields = [name for name, value in brief_facts.items() if self.pii.contains_pii(value)]
+        if fields or self.pii_patterns.contains_pii(system) or self.pii_patterns.contains_pii(user):
+            texts = [system, user]
+            kinds = sorted({f.kind for text in texts for f in self.pii_patterns.find(text)}
+                           | {f.kind for name in fields for f in self.pii.find(brief_facts[name])})
+            fields = fields or [name for name, value in facts.items() if self.pii_patterns.contains_pii(_text(value))]
             raise PromptContainsPii(prompt.version, brief, kinds, fields)
         return system, user
 
@@ -197,6 +204,15 @@ class ContentChain:
             input_tokens=log.input_tokens, output_tokens=log.output_tokens, cost_usd=log.cost_usd,
             quality_score=draft.report.quality_score, flags=draft.flags, attempts=[*log.attempts, endpoint.name],
         )
+
+    def write_safely(self, brief: SegmentBrief) -> tuple[WrittenContent, PromptContainsPii | None]:
+        """Like write(), but a prompt with personal data costs one unit, not the campaign: that unit
+        is written by rules and goes to the review queue; the error is returned for the log."""
+        try:
+            return self.write(brief), None
+        except PromptContainsPii as error:
+            reason = f"prompt contained personal data ({', '.join(error.kinds)} in {', '.join(error.fields) or 'template'})"
+            return self._from_rules(brief, _UnitLog(attempts=["prompt: personal data"]), review_reason=reason), error
 
     def _from_rules(self, brief: SegmentBrief, log: _UnitLog, review_reason: str | None = None) -> WrittenContent:
         unit = rules_writer.write_rules(brief, self.brand)

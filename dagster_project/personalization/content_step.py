@@ -14,12 +14,12 @@ from datetime import datetime
 
 from dagster_project.personalization.campaigns import Campaign
 from dagster_project.personalization.chain import ContentChain, content_cache_key
-from dagster_project.personalization.content import ContentUnit, SegmentBrief, WrittenContent
-from dagster_project.personalization.ops_tables import bulk_insert, ensure_ops_tables
+from dagster_project.personalization.content import SegmentBrief, WrittenContent
+from dagster_project.personalization.ops_tables import bulk_insert, ensure_ops_tables, unit_from_row
 from dagster_project.warehouse import Warehouse
 
-# Fallbacks after a transient failure (timeout, 5xx, 429, budget) are not cached, so the next run
-# asks the LLM again; guardrail fallbacks are, so a bad prompt is not paid for twice.
+# Fallbacks after a transient failure (timeout, 5xx, 429, budget) are stored but not reused, so the
+# next run asks the LLM again; guardrail fallbacks are reused, so a bad prompt is not paid for twice.
 TRANSIENT_OUTCOMES = {"timeout", "server_error", "rate_limited", "quota", "connection", "budget"}
 
 
@@ -98,14 +98,23 @@ def write_campaign_content(
                                                       key, cached[key], cached=True))
                 continue
             calls_before = len(chain.calls)
-            written = chain.write(brief)
+            written, pii_error = chain.write_safely(brief)
+            if pii_error:
+                progress(f"ERROR {campaign.campaign_id}: {pii_error}")
             calls = chain.calls[calls_before:]
             new_calls += [_call_row(call, now, campaign.campaign_id, segment_key, variant.variant_id) for call in calls]
-            if not (written.writer == "rules" and any(c.outcome in TRANSIENT_OUTCOMES for c in calls)):
-                new_content.append(_content_row(key, campaign.campaign_id, segment_key, variant.variant_id, written, now))
+            reusable = not (written.writer == "rules" and any(c.outcome in TRANSIENT_OUTCOMES for c in calls))
+            new_content.append(
+                _content_row(key, campaign.campaign_id, segment_key, variant.variant_id, written, reusable, now)
+            )
             report.units.append(ContentUnitRecord(segment_key, segment_name, variant.variant_id, customers, key,
                                                   written, cached=False))
             progress(f"{campaign.campaign_id}: {segment_key} / {variant.variant_id} written by {written.writer}")
+    with warehouse.connect() as conn:
+        # A unit written again replaces the stand-in a transient failure left under the same key
+        # (its own transaction: DuckDB checks unique keys before a same-transaction delete counts).
+        for row in new_content:
+            conn.execute("delete from ops.content where content_key = ?", [row[0]])
     with warehouse.connect() as conn:
         bulk_insert(conn, "ops.content", new_content)
         bulk_insert(conn, "ops.llm_calls", new_calls)
@@ -119,26 +128,24 @@ def write_campaign_content(
 def _cached_units(conn, campaign_id: str) -> dict[str, WrittenContent]:
     rows = conn.fetchall(
         "select content_key, writer, prompt_version, model, subject, preheader, headline, body_paragraphs, "
-        "call_to_action, quality_score, flags, review_reason from ops.content where campaign_id = ?",
+        "call_to_action, quality_score, flags, review_reason from ops.content where campaign_id = ? and reusable",
         [campaign_id],
     )
     units = {}
     for key, writer, version, model, subject, preheader, headline, body, cta, score, flags, review in rows:
-        unit = ContentUnit(subject=subject.strip(), preheader=preheader.strip(), headline=headline.strip(),
-                           body_paragraphs=json.loads(body), call_to_action=cta.strip())
-        units[key] = WrittenContent(unit=unit, writer=writer, prompt_version=version, model=model,
-                                    quality_score=score, flags=json.loads(flags),
-                                    review_reason=review.strip() if review else None)
+        units[key] = WrittenContent(unit=unit_from_row((subject, preheader, headline, body, cta)), writer=writer,
+                                    prompt_version=version, model=model, quality_score=score,
+                                    flags=json.loads(flags), review_reason=review.strip() if review else None)
     return units
 
 
-def _content_row(key, campaign_id, segment_key, variant_id, written: WrittenContent, now) -> tuple:
+def _content_row(key, campaign_id, segment_key, variant_id, written: WrittenContent, reusable: bool, now) -> tuple:
     unit = written.unit
     return (
         key, campaign_id, segment_key, variant_id, written.writer, written.prompt_version, written.model,
         unit.subject, unit.preheader, unit.headline, json.dumps(unit.body_paragraphs), unit.call_to_action,
         written.quality_score, json.dumps(written.flags), written.review_reason, written.input_tokens,
-        written.output_tokens, written.cost_usd, now,
+        written.output_tokens, written.cost_usd, reusable, now,
     )
 
 

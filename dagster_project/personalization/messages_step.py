@@ -1,8 +1,9 @@
 """Render one message per eligible customer of a campaign run into ops.campaign_messages.
 
-Every candidate is accounted for: a message, the holdout, or a suppression with its reason
-(ineligible per send_eligibility, cooldown, no content). Re-running the same run renders nothing
-twice: a customer who already has a message for the run keeps it.
+Every candidate is accounted for: a message, the holdout (ops.variant_assignments), or a row in
+ops.campaign_suppressions with the reason (ineligible per send_eligibility, cooldown, no content).
+Re-running the same run renders nothing twice: a customer who already has a message for the run
+keeps it, and a unique key on (campaign, run, customer) refuses a second one.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from dagster_project.personalization.campaigns import Campaign
 from dagster_project.personalization.content import ContentUnit
-from dagster_project.personalization.ops_tables import bulk_insert, ensure_ops_tables
+from dagster_project.personalization.ops_tables import bulk_insert, ensure_ops_tables, unit_from_row
 from dagster_project.personalization.render import MessageRenderer
 from dagster_project.personalization.send_time import send_at
 from dagster_project.personalization.variants import HOLDOUT, assign_variant
 from dagster_project.warehouse import Warehouse
+
+RENDER = "render"
 
 
 @dataclass
@@ -34,10 +37,23 @@ class MessagesReport:
     new_assignments: int = 0
 
 
+@dataclass
+class RunState:
+    """What the warehouse already knows about this campaign and run."""
+
+    assignments: dict[str, str]  # customer -> variant or holdout, still valid for the campaign
+    stale: set[str]  # customers whose stored assignment no longer fits (variant removed, new salt)
+    rendered: set[str]  # customers with a message in this run
+    cooling: set[str]  # customers messaged within the cooldown
+    content: dict[tuple[str, str], tuple[str, ContentUnit]]  # (segment, variant) -> (key, unit)
+    products: dict[str, list[dict]]
+
+
 def render_campaign_messages(
     warehouse: Warehouse, campaign: Campaign, renderer: MessageRenderer, reference_utc: datetime
 ) -> MessagesReport:
     run_key = reference_utc.date().isoformat()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
     report = MessagesReport(run_key=run_key)
     with warehouse.connect() as conn:
         ensure_ops_tables(conn)
@@ -45,62 +61,90 @@ def render_campaign_messages(
             f"select customer_id, email, first_name, timezone, segment_key, best_send_hour, is_eligible, "
             f"ineligible_reason from {campaign.relation} order by customer_id"
         )
-        assignments = dict(conn.fetchall(
-            "select customer_id, variant_id from ops.variant_assignments where campaign_id = ?", [campaign.campaign_id]
-        ))
-        done = {row[0] for row in conn.fetchall(
-            "select customer_id from ops.campaign_messages where campaign_id = ? and run_key = ?",
-            [campaign.campaign_id, run_key],
-        )}
-        cooling = _in_cooldown(conn, campaign, run_key, reference_utc)
-        content = _current_content(conn, campaign.campaign_id)
-        products = _products(conn, campaign)
+        state = _run_state(conn, campaign, run_key, reference_utc)
 
-    now = datetime.utcnow()
-    new_assignments, messages = [], []
+    assignments, messages, suppressions = [], [], []
     report.candidates = len(candidates)
     for customer_id, email, first_name, tz_name, segment_key, best_hour, eligible, reason in candidates:
-        if not eligible:
-            report.suppressed[reason or "ineligible"] += 1
-            continue
-        report.audience += 1
-        variant = assignments.get(customer_id)
-        if variant is None:
-            variant = assign_variant(campaign.salt, customer_id, campaign.weighted_variants, campaign.holdout_share)
-            new_assignments.append((campaign.campaign_id, customer_id, variant, campaign.salt, now))
-        if variant == HOLDOUT:
+        variant = None
+        if eligible:
+            report.audience += 1
+            variant = state.assignments.get(customer_id)
+            if variant is None:
+                variant = assign_variant(campaign.salt, customer_id, campaign.weighted_variants, campaign.holdout_share)
+                assignments.append((campaign.campaign_id, customer_id, variant, campaign.salt, now))
+        outcome = _outcome(customer_id, segment_key, eligible, reason, variant, state)
+        if outcome == HOLDOUT:
             report.holdout += 1
-            continue
-        if customer_id in done:
+        elif outcome == "already_rendered":
             report.already_rendered += 1
-            continue
-        if customer_id in cooling:
-            report.suppressed["cooldown"] += 1
-            continue
-        unit = content.get((segment_key, variant))
-        if unit is None:
-            report.suppressed["no_content_unit"] += 1
-            continue
-        content_key, words = unit
-        message = renderer.render(
-            template=campaign.template, campaign_id=campaign.campaign_id, run_key=run_key,
-            customer_id=customer_id, first_name=first_name, content=words,
-            products=products.get(customer_id, ()),
-        )
-        messages.append((
-            message.message_id, campaign.campaign_id, run_key, customer_id, variant, segment_key, content_key,
-            email, message.subject, message.preheader, message.html, message.text, json.dumps(message.headers),
-            send_at(reference_utc, tz_name, best_hour, campaign.send_window), now,
-        ))
-        report.by_variant[variant] += 1
+        elif outcome != RENDER:
+            report.suppressed[outcome] += 1
+            suppressions.append((campaign.campaign_id, run_key, customer_id, outcome, now))
+        else:
+            content_key, words = state.content[(segment_key, variant)]
+            message = renderer.render(
+                template=campaign.template, campaign_id=campaign.campaign_id, run_key=run_key,
+                customer_id=customer_id, first_name=first_name, content=words,
+                products=state.products.get(customer_id, ()),
+            )
+            messages.append((
+                message.message_id, campaign.campaign_id, run_key, customer_id, variant, segment_key, content_key,
+                email, message.subject, message.preheader, message.html, message.text, json.dumps(message.headers),
+                send_at(reference_utc, tz_name, best_hour, campaign.send_window), now,
+            ))
+            report.by_variant[variant] += 1
+
     with warehouse.connect() as conn:
-        report.new_assignments = bulk_insert(conn, "ops.variant_assignments", new_assignments)
+        # Assignments that no longer fit the campaign (variant removed, salt changed) were redrawn.
+        for customer_id in state.stale:
+            conn.execute("delete from ops.variant_assignments where campaign_id = ? and customer_id = ?",
+                         [campaign.campaign_id, customer_id])
+        conn.execute("delete from ops.campaign_suppressions where campaign_id = ? and run_key = ?",
+                     [campaign.campaign_id, run_key])
+    with warehouse.connect() as conn:
+        report.new_assignments = bulk_insert(conn, "ops.variant_assignments", assignments)
+        bulk_insert(conn, "ops.campaign_suppressions", suppressions)
         report.rendered = bulk_insert(conn, "ops.campaign_messages", messages)
     return report
 
 
+def _outcome(customer_id, segment_key, eligible, reason, variant, state: RunState) -> str:
+    """RENDER, HOLDOUT, "already_rendered", or the suppression reason."""
+    if not eligible:
+        return reason or "ineligible"
+    if variant == HOLDOUT:
+        return HOLDOUT
+    if customer_id in state.rendered:
+        return "already_rendered"
+    if customer_id in state.cooling:
+        return "cooldown"
+    if (segment_key, variant) not in state.content:
+        return "no_content_unit"
+    return RENDER
+
+
+def _run_state(conn, campaign: Campaign, run_key: str, reference_utc: datetime) -> RunState:
+    valid = {v.variant_id for v in campaign.variants} | {HOLDOUT}
+    assignments, stale = {}, set()
+    for customer, variant, salt in conn.fetchall(
+        "select customer_id, variant_id, salt from ops.variant_assignments where campaign_id = ?",
+        [campaign.campaign_id],
+    ):
+        if variant in valid and salt == campaign.salt:
+            assignments[customer] = variant
+        else:
+            stale.add(customer)
+    rendered = {row[0] for row in conn.fetchall(
+        "select customer_id from ops.campaign_messages where campaign_id = ? and run_key = ?",
+        [campaign.campaign_id, run_key],
+    )}
+    return RunState(assignments, stale, rendered, _in_cooldown(conn, campaign, run_key, reference_utc),
+                    current_content(conn, campaign.campaign_id), _products(conn, campaign))
+
+
 def _in_cooldown(conn, campaign: Campaign, run_key: str, reference_utc: datetime) -> set[str]:
-    """Customers a trigger campaign messaged in an earlier run within its cooldown."""
+    """Customers the campaign messaged in an earlier run within its cooldown."""
     if not campaign.cooldown_days:
         return set()
     since = (reference_utc - timedelta(days=campaign.cooldown_days)).date().isoformat()
@@ -111,7 +155,7 @@ def _in_cooldown(conn, campaign: Campaign, run_key: str, reference_utc: datetime
     )}
 
 
-def _current_content(conn, campaign_id: str) -> dict[tuple[str, str], tuple[str, ContentUnit]]:
+def current_content(conn, campaign_id: str) -> dict[tuple[str, str], tuple[str, ContentUnit]]:
     rows = conn.fetchall(
         "select current.segment_key, current.variant_id, content.content_key, content.subject, content.preheader, "
         "content.headline, content.body_paragraphs, content.call_to_action "
@@ -120,13 +164,7 @@ def _current_content(conn, campaign_id: str) -> dict[tuple[str, str], tuple[str,
         "where current.campaign_id = ?",
         [campaign_id],
     )
-    units = {}
-    for segment, variant, key, subject, preheader, headline, body, cta in rows:
-        units[(segment, variant)] = (key, ContentUnit(
-            subject=subject.strip(), preheader=preheader.strip(), headline=headline.strip(),
-            body_paragraphs=json.loads(body), call_to_action=cta.strip(),
-        ))
-    return units
+    return {(segment, variant): (key, unit_from_row(row)) for segment, variant, key, *row in rows}
 
 
 def _products(conn, campaign: Campaign) -> dict[str, list[dict]]:

@@ -5,15 +5,18 @@ ops.campaign_content   which content unit each (campaign, segment, variant) uses
 ops.llm_calls          every LLM request: endpoint, model, outcome, tokens, cost (never prompt text)
 ops.variant_assignments  the sticky variant (or holdout) of each customer per campaign
 ops.campaign_messages  one rendered message per customer and campaign run: what activation sends
+ops.campaign_suppressions  every candidate of a run who got no message, with the reason
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from dagster_project.personalization.content import ContentUnit
 from dagster_project.warehouse import Column, Connection
 
 
@@ -25,7 +28,8 @@ CONTENT = _columns(
     "content_key:VARCHAR campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR writer:VARCHAR "
     "prompt_version:VARCHAR model:VARCHAR subject:VARCHAR preheader:VARCHAR headline:VARCHAR "
     "body_paragraphs:VARCHAR call_to_action:VARCHAR quality_score:FLOAT8 flags:VARCHAR "
-    "review_reason:VARCHAR input_tokens:BIGINT output_tokens:BIGINT cost_usd:FLOAT8 created_at:TIMESTAMP"
+    "review_reason:VARCHAR input_tokens:BIGINT output_tokens:BIGINT cost_usd:FLOAT8 reusable:BOOLEAN "
+    "created_at:TIMESTAMP"
 )
 CAMPAIGN_CONTENT = _columns(
     "campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR content_key:VARCHAR updated_at:TIMESTAMP"
@@ -44,12 +48,24 @@ CAMPAIGN_MESSAGES = _columns(
     "html_body:VARCHAR text_body:VARCHAR headers_json:VARCHAR send_at:TIMESTAMP rendered_at:TIMESTAMP"
 )
 
+CAMPAIGN_SUPPRESSIONS = _columns(
+    "campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR reason:VARCHAR recorded_at:TIMESTAMP"
+)
+
+# The unique keys that make a second message (or assignment) for the same customer impossible.
+UNIQUE_KEYS = {
+    "ops.campaign_messages": [("campaign_id", "run_key", "customer_id"), ("message_id",)],
+    "ops.variant_assignments": [("campaign_id", "customer_id")],
+    "ops.content": [("content_key",)],
+}
+
 TABLES = {
     "ops.content": CONTENT,
     "ops.campaign_content": CAMPAIGN_CONTENT,
     "ops.llm_calls": LLM_CALLS,
     "ops.variant_assignments": VARIANT_ASSIGNMENTS,
     "ops.campaign_messages": CAMPAIGN_MESSAGES,
+    "ops.campaign_suppressions": CAMPAIGN_SUPPRESSIONS,
 }
 
 
@@ -57,6 +73,12 @@ def ensure_ops_tables(conn: Connection) -> None:
     conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
     for table, columns in TABLES.items():
         conn.create_table(table, columns)
+        # A column added in a later release appears in existing warehouses too.
+        for column in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}")
+        for key in UNIQUE_KEYS.get(table, ()):
+            name = f"{table.split('.')[1]}__{'__'.join(key)}"
+            conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(key)})")
 
 
 def bulk_insert(conn: Connection, table: str, rows: Iterable[Sequence]) -> int:
@@ -75,3 +97,11 @@ def bulk_insert(conn: Connection, table: str, rows: Iterable[Sequence]) -> int:
         if count:
             conn.load_csv(table, columns, path)
     return count
+
+
+def unit_from_row(row) -> ContentUnit:
+    """(subject, preheader, headline, body_paragraphs JSON, call_to_action) from ops.content."""
+    subject, preheader, headline, body, cta = row
+    # bulk_insert stores an empty string as one space (an empty CSV field would read as NULL)
+    return ContentUnit(subject=subject.strip(), preheader=preheader.strip(), headline=headline.strip(),
+                       body_paragraphs=json.loads(body), call_to_action=cta.strip())

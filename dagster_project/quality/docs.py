@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -14,9 +15,13 @@ from pathlib import Path
 import great_expectations as gx
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
-from dagster_project.quality.gates import run_gate
-from dagster_project.quality.suites import load_suites
-from dagster_project.settings import Settings, load_settings
+from dagster_project.dbt_project import mailroom_dbt
+from dagster_project.personalization.campaigns import campaigns_from_manifest
+from dagster_project.personalization.guardrails import load_brand
+from dagster_project.quality.brand_parameters import brand_parameters
+from dagster_project.quality.gates import GateResult, run_gate
+from dagster_project.quality.suites import runnable_suites
+from dagster_project.settings import Settings, load_personalization_settings, load_settings
 from dagster_project.warehouse import Warehouse, WarehouseError
 
 
@@ -28,16 +33,28 @@ def build_quality_docs(settings: Settings):
     with tempfile.TemporaryDirectory(prefix="mailroom-gx-") as project:
         context = gx.get_context(mode="file", project_root_dir=project)
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        warehouse = Warehouse(settings)
-        results = [
-            run_gate(warehouse, suite, settings.reference_time(), context=context)
-            for suite in load_suites(settings.expectations_dir)
-        ]
+        results = run_every_gate(settings, context)
         context.build_data_docs()
         built = next(Path(project).rglob("data_docs/local_site"))
         shutil.rmtree(site, ignore_errors=True)
         shutil.copytree(built, site)
     return site / "index.html", results
+
+
+def run_every_gate(settings: Settings, context=None) -> list[GateResult]:
+    """Every suite, per-campaign templates included, against the current warehouse (outside Dagster)."""
+    campaigns = campaigns_from_manifest(json.loads(mailroom_dbt.manifest_path.read_text()))
+    brand = brand_parameters(load_brand(load_personalization_settings().content_dir / "brand.yml"))
+    warehouse = Warehouse(settings)
+    with warehouse.connect() as conn:
+        # A campaign that never rendered has no messages to check yet.
+        suites = [s for s in runnable_suites(settings.expectations_dir, campaigns)
+                  if conn.table_exists(*s.table.split("."))]
+    return [
+        run_gate(warehouse, suite, settings.reference_time(), context=context,
+                 parameters=brand if suite.uses_brand else None)
+        for suite in suites
+    ]
 
 
 def main() -> int:

@@ -95,6 +95,7 @@ def run_gate(
     suite: QualitySuite,
     reference_time: datetime | None = None,
     context=None,
+    parameters: dict | None = None,
 ) -> GateResult:
     """Validate `suite` against its table. `reference_time` anchors the volume band (as_of or now)."""
     started = time.perf_counter()
@@ -114,7 +115,7 @@ def run_gate(
             )
             gx_result = validation.run(
                 batch_parameters=batch["parameters"],
-                expectation_parameters=expectation_parameters(now),
+                expectation_parameters={**expectation_parameters(now), **(parameters or {})},
                 result_format={
                     "result_format": "COMPLETE",
                     "unexpected_index_column_names": list(suite.key_columns),

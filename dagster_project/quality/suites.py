@@ -10,6 +10,9 @@ the suite from `meta.mailroom`:
     pii_columns   columns whose values are masked wherever they are reported
     json_columns  derived batch columns read from JSON text: {"traits_email": ["traits", "email"]}
     volume        optional row-volume band (see quality/volume.py)
+    applies_to    "campaign_audiences" or "campaign_messages": a template suite, instantiated once per
+                  campaign; {relation}, {campaign_id} and {audience_asset} in asset, table and query are
+                  filled in for each
 
 Each expectation's GX `severity` decides what a failure does: "critical" blocks everything
 downstream, "warning" and "info" are reported only.
@@ -18,13 +21,16 @@ downstream, "warning" and "info" are reported only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import great_expectations as gx
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 from dagster_project.quality.volume import VolumeBand
+
+
+BRAND_PARAMETERS = ("postal_address_regex", "subject_max_length")
 
 
 class SuiteError(ValueError):
@@ -43,6 +49,26 @@ class QualitySuite:
     json_columns: dict[str, tuple[str, str]]
     volume: VolumeBand | None
     expectations: tuple[ExpectationConfiguration, ...] = field(repr=False)
+    applies_to: str | None = None
+
+    def for_campaign(self, campaign_id: str, relation: str, audience_asset: tuple[str, ...]) -> "QualitySuite":
+        """This template suite made concrete for one campaign."""
+        values = {"campaign_id": campaign_id, "relation": relation, "audience_asset": "/".join(audience_asset)}
+        asset = "/".join(self.asset).format(**values)
+        return replace(
+            self,
+            name=f"{self.name}__{campaign_id}",
+            asset=tuple(asset.split("/")),
+            table=self.table.format(**values),
+            query=self.query.format(**values) if self.query else None,
+            applies_to=None,
+        )
+
+    @property
+    def uses_brand(self) -> bool:
+        """Whether an expectation reads a brand parameter (postal_address_regex, subject_max_length)."""
+        text = str([config.kwargs for config in self.expectations])
+        return any(name in text for name in BRAND_PARAMETERS)
 
     @property
     def check_name(self) -> str:
@@ -115,7 +141,17 @@ def load_suite(path: Path) -> QualitySuite:
         json_columns=json_columns,
         volume=_volume(mailroom.get("volume"), path),
         expectations=tuple(expectations),
+        applies_to=_applies_to(mailroom.get("applies_to"), path),
     )
+
+
+TEMPLATE_TARGETS = ("campaign_audiences", "campaign_messages")
+
+
+def _applies_to(value, path: Path) -> str | None:
+    if value is not None and value not in TEMPLATE_TARGETS:
+        raise SuiteError(f"{path}: meta.mailroom.applies_to must be one of {', '.join(TEMPLATE_TARGETS)}")
+    return value
 
 
 def _volume(spec, path: Path) -> VolumeBand | None:
@@ -127,11 +163,13 @@ def _volume(spec, path: Path) -> VolumeBand | None:
         raise SuiteError(str(error)) from None
 
 
-def load_suites(directory: Path) -> list[QualitySuite]:
-    """Every suite in `directory`, in file-name order; two suites may not gate the same asset."""
+def load_all(directory: Path) -> list[QualitySuite]:
+    """Every suite file in `directory`, in file-name order, templates included."""
     suites = [load_suite(path) for path in sorted(directory.glob("*.json"))]
     seen: dict[tuple[str, ...], Path] = {}
     for suite in suites:
+        if suite.applies_to:
+            continue
         if suite.asset in seen:
             raise SuiteError(
                 f"{suite.path} and {seen[suite.asset]} both gate {'/'.join(suite.asset)}; "
@@ -139,3 +177,22 @@ def load_suites(directory: Path) -> list[QualitySuite]:
             )
         seen[suite.asset] = suite.path
     return suites
+
+
+def load_suites(directory: Path) -> list[QualitySuite]:
+    """The suites that gate one named asset each (not the per-campaign templates)."""
+    return [suite for suite in load_all(directory) if not suite.applies_to]
+
+
+def load_templates(directory: Path) -> list[QualitySuite]:
+    """The per-campaign template suites (meta.mailroom.applies_to)."""
+    return [suite for suite in load_all(directory) if suite.applies_to]
+
+
+def runnable_suites(directory: Path, campaigns, audience_asset=lambda campaign: ("marts", campaign.model)):
+    """Concrete suites plus every template made concrete for every campaign."""
+    return load_suites(directory) + [
+        template.for_campaign(campaign.campaign_id, campaign.relation, tuple(audience_asset(campaign)))
+        for template in load_templates(directory)
+        for campaign in campaigns
+    ]

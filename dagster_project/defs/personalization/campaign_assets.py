@@ -91,15 +91,18 @@ def load_campaigns() -> list[Campaign]:
 
 
 def batch_campaign_jobs(campaigns: list[Campaign]) -> tuple[list, list]:
-    """A job and a schedule per batch campaign: its content and messages, from the latest marts."""
+    """A job and a schedule per batch campaign: its audience model (rebuilt from the latest marts,
+    so its gates run and block in the same run), content and messages."""
     jobs, schedules = [], []
     for campaign in campaigns:
         if campaign.campaign_type != "batch":
             continue
+        audience = get_asset_key_for_model([mailroom_dbt_models], campaign.model)
         job = dg.define_asset_job(
             f"{campaign.campaign_id}_campaign",
-            selection=dg.AssetSelection.assets(content_key(campaign), messages_key(campaign)),
-            description=f"Writes and renders batch campaign {campaign.campaign_id} from the latest marts.",
+            selection=dg.AssetSelection.assets(audience, content_key(campaign), messages_key(campaign)),
+            description=f"Rebuilds the audience of batch campaign {campaign.campaign_id} from the latest marts, "
+            "gates it, then writes and renders the campaign.",
         )
         jobs.append(job)
         if campaign.schedule:
