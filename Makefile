@@ -53,7 +53,7 @@ bench: prepare
 	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED)
 
 clean-data:
-	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs
 
 clean: clean-data
 	rm -rf $(VENV) dbt/target dbt/logs .dagster_home .pytest_cache
