@@ -26,6 +26,11 @@ class Column:
     sql_type: str  # portable type name accepted by DuckDB and PostgreSQL
 
 
+def columns(spec: str) -> tuple[Column, ...]:
+    """Columns from "name:TYPE name:TYPE ..." (types portable across DuckDB and PostgreSQL)."""
+    return tuple(Column(*item.split(":")) for item in spec.split())
+
+
 class Connection:
     """One open connection inside `Warehouse.connect()`. Parameters are written as `?` in both
     engines' SQL (translated to psycopg's %s), so callers write each statement once."""

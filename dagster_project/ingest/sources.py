@@ -20,7 +20,7 @@ from dagster_project.ingest.values import (
     obj,
     text,
 )
-from dagster_project.warehouse import Column
+from dagster_project.warehouse import Column, columns
 
 # Placeholder tokens pass ingest untouched: identity resolution refuses to link them and audits them,
 # which it could not do if they were quarantined here.
@@ -179,9 +179,6 @@ def _missing(name: str):
     raise Rejected(f"missing required field: {name}")
 
 
-def _columns(spec: str) -> tuple[Column, ...]:
-    return tuple(Column(*item.split(":")) for item in spec.split())
-
 
 SOURCES: dict[str, Source] = {
     source.name: source
@@ -190,7 +187,7 @@ SOURCES: dict[str, Source] = {
             name="cdp",
             table="cdp_events",
             file_format="jsonl",
-            columns=_columns(
+            columns=columns(
                 "message_id:VARCHAR event_type:VARCHAR event_name:VARCHAR user_id:VARCHAR "
                 "anonymous_id:VARCHAR previous_id:VARCHAR event_at:TIMESTAMP received_at:TIMESTAMP "
                 "sent_at:TIMESTAMP traits:VARCHAR properties:VARCHAR context:VARCHAR"
@@ -203,7 +200,7 @@ SOURCES: dict[str, Source] = {
             name="crm",
             table="crm_contacts",
             file_format="csv",
-            columns=_columns(
+            columns=columns(
                 "contact_id:VARCHAR email:VARCHAR first_name:VARCHAR last_name:VARCHAR phone:VARCHAR "
                 "mobile_phone:VARCHAR address:VARCHAR city:VARCHAR zip:VARCHAR country:VARCHAR "
                 "timezone:VARCHAR lifecycle_stage:VARCHAR user_id:VARCHAR email_opt_out:BOOLEAN created_at:TIMESTAMP "
@@ -218,7 +215,7 @@ SOURCES: dict[str, Source] = {
             name="consent",
             table="consent_events",
             file_format="jsonl",
-            columns=_columns(
+            columns=columns(
                 "event_id:VARCHAR user_id:VARCHAR email:VARCHAR channel:VARCHAR status:VARCHAR "
                 "jurisdiction:VARCHAR lawful_basis:VARCHAR source:VARCHAR occurred_at:TIMESTAMP"
             ),
@@ -230,7 +227,7 @@ SOURCES: dict[str, Source] = {
             name="catalog",
             table="products",
             file_format="csv",
-            columns=_columns(
+            columns=columns(
                 "product_id:VARCHAR name:VARCHAR category:VARCHAR price:DECIMAL(12,2) currency:VARCHAR "
                 "is_active:BOOLEAN updated_at:TIMESTAMP"
             ),
@@ -244,7 +241,7 @@ SOURCES: dict[str, Source] = {
             name="esp",
             table="esp_events",
             file_format="jsonl",
-            columns=_columns(
+            columns=columns(
                 "sg_event_id:VARCHAR event:VARCHAR email:VARCHAR event_at:TIMESTAMP sg_message_id:VARCHAR "
                 "mailroom_message_id:VARCHAR campaign_id:VARCHAR variant_id:VARCHAR category:VARCHAR "
                 "url:VARCHAR useragent:VARCHAR ip:VARCHAR is_machine_open:BOOLEAN bounce_type:VARCHAR "

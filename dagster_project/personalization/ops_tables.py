@@ -17,38 +17,35 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from dagster_project.personalization.content import ContentUnit
-from dagster_project.warehouse import Column, Connection
+from dagster_project.warehouse import Connection, columns
 
 
-def _columns(spec: str) -> tuple[Column, ...]:
-    return tuple(Column(*item.split(":")) for item in spec.split())
 
-
-CONTENT = _columns(
+CONTENT = columns(
     "content_key:VARCHAR campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR writer:VARCHAR "
     "prompt_version:VARCHAR model:VARCHAR subject:VARCHAR preheader:VARCHAR headline:VARCHAR "
     "body_paragraphs:VARCHAR call_to_action:VARCHAR quality_score:FLOAT8 flags:VARCHAR "
     "review_reason:VARCHAR input_tokens:BIGINT output_tokens:BIGINT cost_usd:FLOAT8 reusable:BOOLEAN "
     "created_at:TIMESTAMP"
 )
-CAMPAIGN_CONTENT = _columns(
+CAMPAIGN_CONTENT = columns(
     "campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR content_key:VARCHAR updated_at:TIMESTAMP"
 )
-LLM_CALLS = _columns(
+LLM_CALLS = columns(
     "called_at:TIMESTAMP campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR endpoint:VARCHAR "
     "model:VARCHAR prompt_version:VARCHAR outcome:VARCHAR input_tokens:BIGINT output_tokens:BIGINT "
     "cost_usd:FLOAT8 seconds:FLOAT8"
 )
-VARIANT_ASSIGNMENTS = _columns(
+VARIANT_ASSIGNMENTS = columns(
     "campaign_id:VARCHAR customer_id:VARCHAR variant_id:VARCHAR salt:VARCHAR assigned_at:TIMESTAMP"
 )
-CAMPAIGN_MESSAGES = _columns(
+CAMPAIGN_MESSAGES = columns(
     "message_id:VARCHAR campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR variant_id:VARCHAR "
     "segment_key:VARCHAR content_key:VARCHAR to_email:VARCHAR subject:VARCHAR preheader:VARCHAR "
     "html_body:VARCHAR text_body:VARCHAR headers_json:VARCHAR send_at:TIMESTAMP rendered_at:TIMESTAMP"
 )
 
-CAMPAIGN_SUPPRESSIONS = _columns(
+CAMPAIGN_SUPPRESSIONS = columns(
     "campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR reason:VARCHAR recorded_at:TIMESTAMP"
 )
 

@@ -34,15 +34,17 @@ def messages_key(campaign: Campaign) -> dg.AssetKey:
 
 def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
     audience = get_asset_key_for_model([mailroom_dbt_models], campaign.model)
-    tags = {"campaign": campaign.campaign_id, "campaign_type": campaign.campaign_type}
+    shared = {
+        "group_name": CAMPAIGN_GROUP,
+        "owners": ["team:marketing"],
+        "tags": {"campaign": campaign.campaign_id, "campaign_type": campaign.campaign_type},
+    }
 
     @dg.asset(
         key=content_key(campaign),
         deps=[audience],
-        group_name=CAMPAIGN_GROUP,
-        owners=["team:marketing"],
         kinds={"python", "openai"},
-        tags=tags,
+        **shared,
         description=f"Content units of campaign {campaign.campaign_id}: one per segment x variant of its "
         f"eligible audience, written by the LLM when configured, else by rules, behind guardrails.",
     )
@@ -65,10 +67,8 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=messages_key(campaign),
         deps=[content_key(campaign), audience, *product_deps],
-        group_name=CAMPAIGN_GROUP,
-        owners=["team:marketing"],
         kinds={"python", "jinja"},
-        tags=tags,
+        **shared,
         description=f"One rendered message per eligible customer of campaign {campaign.campaign_id} and run "
         f"(ops.campaign_messages); holdout and suppressions recorded with their reasons.",
     )
