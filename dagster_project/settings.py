@@ -266,3 +266,122 @@ def _number(env, name: str, default: float) -> float:
     if number < 0:
         raise SettingsError(f"{name}={value!r} must not be negative")
     return number
+
+
+DESTINATIONS = ("outbox", "sendgrid", "smtp")
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    """Where the SMTP destination connects; the password is read when it connects (smtp_password)."""
+
+    host: str = "127.0.0.1"
+    port: int = 587
+    username: str = ""
+    security: str = "starttls"  # "starttls", "ssl" (implicit TLS, smtps://) or "none"
+
+
+@dataclass(frozen=True)
+class ActivationSettings:
+    # Failover chain, first choice first: a destination whose circuit breaker opens hands over to the next.
+    destinations: tuple[str, ...] = ("outbox",)
+    from_email: str = "news@mail.example.com"
+    from_name: str = "Mailroom"
+    outbox_dir: Path = field(default_factory=lambda: project_root() / "data" / "outbox")
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_unsubscribe_group_id: int | None = None
+    sendgrid_batch_size: int = 1000  # personalizations per request; SendGrid allows at most 1,000
+    smtp: SmtpTarget = field(default_factory=SmtpTarget)
+    # Requests per second per destination (a SendGrid request carries up to a batch); 0 = unlimited.
+    rate_per_second: dict[str, float] = field(default_factory=lambda: {"sendgrid": 10.0, "smtp": 50.0, "outbox": 0.0})
+    timeout_seconds: float = 30.0
+    max_attempts: int = 5  # per batch and destination
+    backoff_seconds: float = 1.0  # first retry waits up to this long, doubling each attempt (with jitter)
+    breaker_failures: int = 5  # consecutive failures that open a destination's circuit breaker
+    breaker_reset_seconds: float = 60.0
+    frequency_cap: int = 3  # messages per customer per 7 days, across campaigns; 0 = no cap
+    quiet_hours: tuple[int, int] | None = (21, 8)  # local [start, end) hours nothing is delivered in
+    reconcile_after_minutes: float = 30.0  # wait this long for provider events before resending
+    expire_after_hours: float = 48.0  # a message not handed over this long after its send time expires
+
+
+def load_activation_settings(environ: dict[str, str] | None = None) -> ActivationSettings:
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("MAILROOM_DATA_DIR") or project_root() / "data").resolve()
+    defaults = ActivationSettings()
+    chain = tuple(name.strip().lower() for name in (env.get("MAILROOM_DESTINATIONS") or "outbox").split(",") if name.strip())
+    unknown = [name for name in chain if name not in DESTINATIONS]
+    if unknown or not chain or len(set(chain)) != len(chain):
+        raise SettingsError(
+            f"MAILROOM_DESTINATIONS={env.get('MAILROOM_DESTINATIONS')!r} must list each of {', '.join(DESTINATIONS)} "
+            "at most once, first choice first, e.g. 'sendgrid,smtp'"
+        )
+    if "sendgrid" in chain and not sendgrid_api_key(env):
+        raise SettingsError("MAILROOM_DESTINATIONS includes sendgrid but MAILROOM_SENDGRID_API_KEY (or SENDGRID_API_KEY) is not set")
+    if "smtp" in chain and not env.get("MAILROOM_SMTP_URL"):
+        raise SettingsError("MAILROOM_DESTINATIONS includes smtp but MAILROOM_SMTP_URL is not set; "
+                            "use e.g. smtp://user:password@smtp.example.com:587")
+    sender_domain = env.get("MAILROOM_SENDER_DOMAIN") or PersonalizationSettings.sender_domain
+    batch = int(_number(env, "MAILROOM_SENDGRID_BATCH_SIZE", defaults.sendgrid_batch_size))
+    if not 1 <= batch <= 1000:
+        raise SettingsError(f"MAILROOM_SENDGRID_BATCH_SIZE={batch} must be between 1 and 1000 (SendGrid's limit)")
+    group = env.get("MAILROOM_SENDGRID_UNSUBSCRIBE_GROUP_ID")
+    if group and not group.strip().isdigit():
+        raise SettingsError(f"MAILROOM_SENDGRID_UNSUBSCRIBE_GROUP_ID={group!r} must be the numeric id of the group")
+    return ActivationSettings(
+        destinations=chain,
+        from_email=env.get("MAILROOM_FROM_EMAIL") or f"news@{sender_domain}",
+        from_name=env.get("MAILROOM_FROM_NAME") or defaults.from_name,
+        outbox_dir=Path(env.get("MAILROOM_OUTBOX_DIR") or data_dir / "outbox").resolve(),
+        sendgrid_host=(env.get("MAILROOM_SENDGRID_HOST") or defaults.sendgrid_host).rstrip("/"),
+        sendgrid_unsubscribe_group_id=int(group) if group else None,
+        sendgrid_batch_size=batch,
+        smtp=_smtp_target(env.get("MAILROOM_SMTP_URL") or ""),
+        rate_per_second={name: _number(env, f"MAILROOM_{name.upper()}_RATE_PER_SECOND", rate)
+                         for name, rate in defaults.rate_per_second.items()},
+        timeout_seconds=_number(env, "MAILROOM_SEND_TIMEOUT_SECONDS", defaults.timeout_seconds),
+        max_attempts=max(1, int(_number(env, "MAILROOM_SEND_MAX_ATTEMPTS", defaults.max_attempts))),
+        backoff_seconds=_number(env, "MAILROOM_SEND_BACKOFF_SECONDS", defaults.backoff_seconds),
+        breaker_failures=max(1, int(_number(env, "MAILROOM_CIRCUIT_BREAKER_FAILURES", defaults.breaker_failures))),
+        breaker_reset_seconds=_number(env, "MAILROOM_CIRCUIT_BREAKER_RESET_SECONDS", defaults.breaker_reset_seconds),
+        frequency_cap=int(_number(env, "MAILROOM_FREQUENCY_CAP_PER_7_DAYS", defaults.frequency_cap)),
+        quiet_hours=_quiet_hours(env.get("MAILROOM_QUIET_HOURS", "21-8")),
+        reconcile_after_minutes=_number(env, "MAILROOM_RECONCILE_AFTER_MINUTES", defaults.reconcile_after_minutes),
+        expire_after_hours=_number(env, "MAILROOM_SEND_EXPIRY_HOURS", defaults.expire_after_hours),
+    )
+
+
+def sendgrid_api_key(environ: dict[str, str] | None = None) -> str:
+    """Read when a request is made, so the key never sits in resource config."""
+    env = os.environ if environ is None else environ
+    return env.get("MAILROOM_SENDGRID_API_KEY") or env.get("SENDGRID_API_KEY") or ""
+
+
+def smtp_password(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return unquote(urlsplit(env.get("MAILROOM_SMTP_URL") or "").password or "")
+
+
+def _smtp_target(url: str) -> SmtpTarget:
+    if not url:
+        return SmtpTarget()
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise SettingsError(f"MAILROOM_SMTP_URL={parts._replace(netloc=parts.hostname or '').geturl()!r} is not an SMTP URL; "
+                            "use smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (implicit TLS)")
+    security = "ssl" if parts.scheme == "smtps" else "starttls"
+    if "tls=none" in parts.query:  # a relay on localhost or in a private network
+        security = "none"
+    return SmtpTarget(host=parts.hostname, port=parts.port or (465 if security == "ssl" else 587),
+                      username=unquote(parts.username or ""), security=security)
+
+
+def _quiet_hours(value: str) -> tuple[int, int] | None:
+    value = value.strip().lower()
+    if value in ("", "off", "none"):
+        return None
+    start, sep, end = value.partition("-")
+    if not (sep and start.strip().isdigit() and end.strip().isdigit()
+            and 0 <= int(start) <= 23 and 0 <= int(end) <= 23 and int(start) != int(end)):
+        raise SettingsError(f"MAILROOM_QUIET_HOURS={value!r} must be START-END in local hours, e.g. 21-8, or 'off'")
+    return int(start), int(end)

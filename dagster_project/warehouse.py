@@ -35,9 +35,26 @@ class Connection:
     """One open connection inside `Warehouse.connect()`. Parameters are written as `?` in both
     engines' SQL (translated to psycopg's %s), so callers write each statement once."""
 
-    def __init__(self, kind: str, raw):
+    def __init__(self, kind: str, raw, commits: bool = True):
         self.kind = kind
         self.raw = raw
+        self._commits = commits
+
+    def begin(self) -> None:
+        # psycopg opens a transaction with the first statement; DuckDB autocommits unless told.
+        if self.kind == "duckdb":
+            self.raw.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        """Make the work so far durable and go on in a new transaction (a no-op in a dry run)."""
+        if not self._commits:
+            return
+        self.raw.commit() if self.kind == "postgres" else self.raw.execute("COMMIT")
+        self.begin()
+
+    def rollback(self) -> None:
+        self.raw.rollback() if self.kind == "postgres" else self.raw.execute("ROLLBACK")
+        self.begin()
 
     def execute(self, sql: str, params: Sequence | None = None) -> int:
         """Run one statement; returns the number of rows it inserted, updated or deleted."""
@@ -126,47 +143,53 @@ class Warehouse:
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.session() as conn:
+            yield conn
+
+    @contextmanager
+    def session(self, commit: bool = True) -> Iterator[Connection]:
+        """A connection for long work that commits as it goes (`conn.commit()`) and at a normal end;
+        an error rolls back what was not committed. With commit=False nothing is ever committed
+        (a dry run walks the same code and leaves the warehouse as it was)."""
+        raw = self._open()
+        conn = Connection(self.kind, raw, commits=commit)
+        try:
+            conn.begin()
+            yield conn
+            conn.commit()
+            if not commit:
+                conn.rollback()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            raw.close()
+
+    def _open(self):
         if self.kind == "duckdb":
             import duckdb
 
             path = Path(self.settings.duckdb_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                raw = duckdb.connect(str(path))
+                return duckdb.connect(str(path))
             except duckdb.IOException as error:
                 raise WarehouseError(
                     f"Cannot open the DuckDB warehouse {path}: {error}. DuckDB allows one writing "
                     "process; stop the other process (a dbt run, a notebook, a second Dagster run) "
                     "or point MAILROOM_DUCKDB_PATH elsewhere."
                 ) from error
-            try:
-                raw.execute("BEGIN TRANSACTION")
-                yield Connection("duckdb", raw)
-                raw.execute("COMMIT")
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
-            finally:
-                raw.close()
-        else:
-            import psycopg
+        import psycopg
 
-            pg = self.settings.postgres
-            try:
-                raw = psycopg.connect(
-                    host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname=pg.dbname
-                )
-            except psycopg.OperationalError as error:
-                raise WarehouseError(
-                    f"Cannot connect to {self.description}: {error}. Check MAILROOM_PG_URL (or the PG* "
-                    "variables) and that the database exists (createdb "
-                    f"{pg.dbname})."
-                ) from error
-            try:
-                with raw.transaction():
-                    yield Connection("postgres", raw)
-            finally:
-                raw.close()
+        pg = self.settings.postgres
+        try:
+            return psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname=pg.dbname)
+        except psycopg.OperationalError as error:
+            raise WarehouseError(
+                f"Cannot connect to {self.description}: {error}. Check MAILROOM_PG_URL (or the PG* "
+                "variables) and that the database exists (createdb "
+                f"{pg.dbname})."
+            ) from error
 
     def ensure_schemas(self) -> None:
         with self.connect() as conn:

@@ -1,0 +1,54 @@
+"""The destination chain from ActivationSettings: destinations in failover order, each with its
+token bucket and circuit breaker, plus what the reconciler may ask about earlier runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dagster_project.settings import ActivationSettings, sendgrid_api_key, smtp_password
+from reverse_etl.destinations.outbox import OutboxDestination
+from reverse_etl.destinations.sendgrid import SendGridDestination
+from reverse_etl.destinations.smtp import SmtpDestination
+from reverse_etl.sender import DryRunDestination, Route, SendPolicy
+from reverse_etl.throttle import CircuitBreaker, TokenBucket
+
+
+def build_destination(name: str, settings: ActivationSettings):
+    if name == "outbox":
+        return OutboxDestination(settings.outbox_dir, settings.from_email, settings.from_name)
+    if name == "sendgrid":
+        return SendGridDestination(settings.sendgrid_host, sendgrid_api_key, settings.from_email, settings.from_name,
+                                   unsubscribe_group_id=settings.sendgrid_unsubscribe_group_id,
+                                   batch_size=settings.sendgrid_batch_size, timeout_seconds=settings.timeout_seconds)
+    if name == "smtp":
+        return SmtpDestination(settings.smtp, smtp_password, settings.from_email, settings.from_name,
+                               timeout_seconds=settings.timeout_seconds)
+    raise ValueError(f"unknown destination {name!r}")
+
+
+def build_routes(settings: ActivationSettings, dry_run: bool = False) -> list[Route]:
+    routes = []
+    for name in settings.destinations:
+        destination = build_destination(name, settings)
+        rate = settings.rate_per_second.get(name, 0.0)
+        routes.append(Route(
+            destination=DryRunDestination(destination) if dry_run else destination,
+            bucket=TokenBucket(rate),
+            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds),
+        ))
+    return routes
+
+
+def build_finders(settings: ActivationSettings) -> dict:
+    """Destinations that can answer "do you have this message?" - the outbox always can."""
+    return {"outbox": OutboxDestination(settings.outbox_dir, settings.from_email, settings.from_name)}
+
+
+def send_policy(settings: ActivationSettings) -> SendPolicy:
+    return SendPolicy(
+        frequency_cap=settings.frequency_cap,
+        quiet_hours=settings.quiet_hours,
+        expire_after=timedelta(hours=settings.expire_after_hours),
+        reconcile_after=timedelta(minutes=settings.reconcile_after_minutes),
+        max_attempts=settings.max_attempts,
+    )

@@ -1,0 +1,1 @@
+"""Email destinations: the outbox (embedded default), SendGrid v3 and SMTP."""

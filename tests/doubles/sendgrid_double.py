@@ -1,0 +1,390 @@
+"""A local SendGrid v3 Mail Send server, so tests drive the real `sendgrid` client over real HTTP.
+
+POST /v3/mail/send is authenticated, size-limited and validated the way SendGrid does it, with
+SendGrid's status codes, field paths and error bodies, so `python_http_client` raises the same
+exception classes it raises in production. Accepted personalizations are recorded as `Delivery`s
+and, given `events_dir`, written out as Event Webhook "processed" events.
+
+Each request is answered according to a mode, taken in order from `script([...])`, then (when
+`transient_failure_rate` is set) a seeded random failure, then `default_mode`. `down = True`
+answers every request 503 without consuming scripted modes, until it is set back to False.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+MODES = ("202", "400", "401", "413", "429", "500", "503", "slow", "drop_before", "drop_after", "down")
+PATH = "/v3/mail/send"
+API_KEY = "SG.test-key.mailroom"
+MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid's limit on a whole request, attachments included
+MAX_PERSONALIZATIONS = 1000
+MAX_SCHEDULE_SECONDS = 72 * 3600
+RESERVED_HEADERS = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
+                              "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc", "bcc"})
+HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#"
+
+_ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
+
+
+def _errors(message: str) -> dict:
+    return {"errors": [{"message": message, "field": None, "help": None}]}
+
+
+# Answers that do not depend on the request: (status, body).
+_FAULTS = {
+    "400": (400, _errors("Bad Request")),
+    "401": (401, {"errors": [{"field": None, "message": "The provided authorization grant is invalid, expired, "
+                                                        "or revoked", "help": None}]}),
+    "413": (413, _errors("The total size of your email, including attachments, must be less than 30MB.")),
+    "429": (429, {"errors": [{"field": None, "message": "too many requests"}]}),
+    "500": (500, _errors("Internal Server Error")),
+    "503": (503, _errors("Service Unavailable")),
+    "down": (503, _errors("Service Unavailable")),
+}
+
+
+@dataclass
+class Delivery:
+    """One accepted personalization, as SendGrid would send it (substitutions applied)."""
+    to: str  # the personalization's first `to` address (Mailroom sends one recipient per personalization)
+    subject: str
+    html: str | None
+    text: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+    custom_args: dict[str, str] = field(default_factory=dict)
+    categories: list[str] = field(default_factory=list)
+    send_at: int | None = None
+    asm_group_id: int | None = None
+    x_message_id: str = ""
+    sg_message_id: str = ""
+
+
+class SendGridDouble:
+    def __init__(self, events_dir: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+                 default_mode: str = "202", slow_seconds: float = 2.0):
+        self.events_dir = events_dir
+        self.max_body_bytes = max_body_bytes
+        self.default_mode = default_mode
+        self.slow_seconds = slow_seconds
+        self.rate_limit_reset_seconds = 1
+        self.down = False
+        self.api_key = API_KEY
+        self.on_accept: Callable[[list[Delivery]], None] | None = None
+        self._script: list[str] = []
+        self._deliveries: list[Delivery] = []
+        self._requests: list[tuple[int | None, int]] = []
+        self._fault_rate, self._fault_rng = 0.0, random.Random(0)
+        self._lock = threading.Lock()
+        self._closing = threading.Event()  # wakes "slow" handlers at shutdown
+        self._message_numbers = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Accepted personalizations, in acceptance order (a snapshot)."""
+        with self._lock:
+            return list(self._deliveries)
+
+    @property
+    def requests(self) -> list[tuple[int | None, int]]:
+        """(status, personalization count) per request; status None when the connection was dropped."""
+        with self._lock:
+            return list(self._requests)
+
+    def script(self, modes: Sequence[str]) -> None:
+        """Answer the next requests with these modes, in order; then the failure rate / `default_mode`."""
+        unknown = [m for m in modes if m not in MODES]
+        if unknown:
+            raise ValueError(f"unknown mode(s) {unknown}; use one of {MODES}")
+        with self._lock:
+            self._script.extend(modes)
+
+    def transient_failure_rate(self, p: float, seed: int = 0) -> None:
+        """Fail each unscripted request with probability p, as a 429, 500 or 503 (reproducible by seed)."""
+        with self._lock:
+            self._fault_rate, self._fault_rng = p, random.Random(seed)
+
+    def _next_mode(self) -> str:
+        with self._lock:
+            if self.down:
+                return "down"
+            if self._script:
+                return self._script.pop(0)
+            if self._fault_rate and self._fault_rng.random() < self._fault_rate:
+                return self._fault_rng.choice(("429", "500", "503"))
+            return self.default_mode
+
+    def _record(self, status: int | None, count: int) -> None:
+        with self._lock:
+            self._requests.append((status, count))
+
+    def _accept(self, body: dict) -> tuple[str, list[Delivery]]:
+        x_message_id = secrets.token_urlsafe(16)  # 22 characters, like SendGrid's
+        with self._lock:
+            new = [_delivery(body, p, x_message_id, f"{x_message_id}.filterdrecv-{next(self._message_numbers)}.0")
+                   for p in body["personalizations"]]
+            self._deliveries.extend(new)
+        if self.events_dir is not None:
+            _write_events(self.events_dir / f"sendgrid-{x_message_id}.jsonl", new)
+        if self.on_accept is not None:
+            self.on_accept(new)
+        return x_message_id, new
+
+    def start(self) -> None:
+        # A short poll interval: shutdown() waits up to one interval, once per test.
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), name="sendgrid-double",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SendGridDouble:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args):  # keep test output quiet
+            pass
+
+        def do_POST(self):
+            mode = double._next_mode()
+            if mode == "drop_before":
+                double._record(None, 0)
+                self.close_connection = True  # unread body and no answer: the client sees a reset
+                return
+            raw = self._read_body(int(self.headers.get("Content-Length") or 0))
+            body = _parse(raw)
+            count = len(body["personalizations"]) if isinstance(body.get("personalizations"), list) else 0
+            if self.path.split("?")[0] != PATH:
+                return self._send(404, {"errors": [{"field": None, "message": "Not Found"}]}, count)
+            if mode in _FAULTS:
+                return self._send(*_FAULTS[mode], count)
+            if self.headers.get("Authorization") != f"Bearer {double.api_key}":
+                return self._send(*_FAULTS["401"], count)
+            if raw is None:
+                return self._send(*_FAULTS["413"], count)
+            if not body:
+                return self._send(*_FAULTS["400"], count)
+            problems = _validate(body, int(time.time()))
+            if problems:
+                return self._send(400, {"errors": problems}, count)
+            if mode == "slow":
+                double._closing.wait(double.slow_seconds)  # longer than the client's timeout
+            x_message_id, _ = double._accept(body)
+            if mode == "drop_after":
+                double._record(None, count)
+                self.close_connection = True  # accepted, but the client never learns it
+                return
+            self._send(202, None, count, {"X-Message-Id": x_message_id})
+
+        def _read_body(self, length: int) -> bytes | None:
+            """The body, or None when over the limit: read even then, so the client sees our 413, not a reset."""
+            data = self.rfile.read(length)
+            return data if length <= double.max_body_bytes else None
+
+        def _send(self, status: int, payload: dict | None, count: int, headers: dict[str, str] | None = None):
+            double._record(status, count)
+            if status == 429:
+                headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
+                           "X-RateLimit-Reset": str(int(time.time()) + double.rate_limit_reset_seconds)}
+            data = json.dumps(payload).encode() if payload is not None else b""
+            try:
+                self.send_response(status)
+                if data:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                # One connection per request: shutdown never waits on an idle keep-alive socket.
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test); nothing to answer
+
+    return Handler
+
+
+def _parse(raw: bytes | None) -> dict:
+    try:
+        body = json.loads(raw) if raw is not None else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _is_address(value) -> bool:
+    return isinstance(value, str) and bool(_ADDRESS.match(value))
+
+
+def _has_subject(node) -> bool:
+    return isinstance(node, dict) and isinstance(node.get("subject"), str) and bool(node["subject"])
+
+
+def _validate(body: dict, now: int) -> list[dict]:
+    """Every problem SendGrid would report, in its error format (empty when the request is valid)."""
+    problems: list[dict] = []
+
+    def problem(message: str, where: str) -> None:
+        problems.append({"message": message, "field": where, "help": f"{HELP}message.{where.split('.')[0]}"})
+
+    def check_send_at(value, where: str) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            given = {str: "string", float: "number", bool: "boolean"}.get(type(value), type(value).__name__)
+            problem(f"Invalid type. Expected: integer, given: {given}.", where)
+        elif value > now + MAX_SCHEDULE_SECONDS:
+            problem("Scheduling more than 72 hours in advance is forbidden.", where)
+
+    def check_strings(mapping, where: str) -> None:  # custom_args and substitutions
+        if not isinstance(mapping, dict) or any(not isinstance(v, str) for v in mapping.values()):
+            problem("Invalid type. Expected an object whose values are all strings.", where)
+
+    def check_headers(headers, where: str) -> None:
+        if not isinstance(headers, dict):
+            return problem("Invalid type. Expected: object.", where)
+        for name in headers:
+            if name.lower() in RESERVED_HEADERS:
+                problem(f"The header {name} is reserved and cannot be set.", where)
+
+    checks = (("send_at", check_send_at), ("custom_args", check_strings), ("substitutions", check_strings),
+              ("headers", check_headers))
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        problem("You must have at least one personalization.", "personalizations")
+        personalizations = []
+    elif len(personalizations) > MAX_PERSONALIZATIONS:
+        problem(f"The personalization block is limited to {MAX_PERSONALIZATIONS} personalizations per API request. "
+                f"You have provided {len(personalizations)} personalizations. Please consider splitting this "
+                "into multiple requests and resending your request.", "personalizations")
+    seen: set[str] = set()  # SendGrid compares addresses case-insensitively, across to, cc and bcc
+    for i, p in enumerate(personalizations):
+        p = p if isinstance(p, dict) else {}
+        if not isinstance(p.get("to"), list) or not p["to"]:
+            problem("The to array is required for all personalization objects, and must have at least one email "
+                    "object with a valid email address.", f"personalizations.{i}.to")
+        for kind in ("to", "cc", "bcc"):
+            for j, recipient in enumerate(p[kind] if isinstance(p.get(kind), list) else []):
+                address = recipient.get("email") if isinstance(recipient, dict) else None
+                if not _is_address(address):
+                    problem("Does not contain a valid address.", f"personalizations.{i}.{kind}.{j}.email")
+                elif address.lower() in seen:
+                    problem("Each unique email address in the personalizations array should only be included once. "
+                            f"You have included {address} more than once.",
+                            f"personalizations.{i}.{kind}.{j}.email")
+                seen.add(str(address).lower())
+        for key, check in checks:
+            if key in p:
+                check(p[key], f"personalizations.{i}.{key}")
+
+    sender = body.get("from") if isinstance(body.get("from"), dict) else {}
+    if "email" not in sender:
+        problem('The from object must be provided for every email send. It is an object that requires the email '
+                'parameter, but may also contain a name parameter.  e.g. {"email" : "example@example.com"}  or '
+                '{"email" : "example@example.com", "name" : "Example Recipient"}.', "from.email")
+    elif not _is_address(sender["email"]):
+        problem("The from email does not contain a valid address.", "from.email")
+    if not _has_subject(body) and not (personalizations and all(map(_has_subject, personalizations))):
+        problem("The subject is required. You can get around this requirement if you use a template with a "
+                "subject defined or if every personalization has a subject defined.", "subject")
+    content = body.get("content")
+    if not isinstance(content, list) or not content:
+        problem("Unless a valid template_id is provided, the content parameter is required. There must be at least "
+                "one defined content block. We typically suggest both text/plain and text/html blocks are "
+                "included, but only one block is required.", "content")
+    else:
+        blocks = [b if isinstance(b, dict) else {} for b in content]
+        if any(not isinstance(b.get("value"), str) or not b["value"] for b in blocks):
+            problem("The content value must be a string at least one character in length.", "content")
+        types = [b.get("type") for b in blocks]
+        if "text/plain" in types and types[0] != "text/plain":
+            problem("If present, text/plain content must be first, followed by text/html, followed by any other "
+                    "content.", "content")
+    for key, check in checks:
+        if key in body:
+            check(body[key], key)
+    categories = body.get("categories", [])
+    if not isinstance(categories, list) or len(categories) > 10:
+        problem("The categories parameter may contain at most 10 categories.", "categories")
+    for k, category in enumerate(categories if isinstance(categories, list) else []):
+        if not isinstance(category, str) or len(category) > 255:
+            problem("A category must be a string of at most 255 characters.", f"categories.{k}")
+    if "asm" in body:
+        group_id = body["asm"].get("group_id") if isinstance(body["asm"], dict) else None
+        if not isinstance(group_id, int) or isinstance(group_id, bool):
+            problem("The asm.group_id must be an integer.", "asm.group_id")
+    return problems
+
+
+def _delivery(body: dict, p: dict, x_message_id: str, sg_message_id: str) -> Delivery:
+    substitutions = p.get("substitutions") or {}
+
+    def substitute(text: str | None) -> str | None:
+        for key, value in substitutions.items():
+            text = text.replace(key, str(value)) if text is not None else None
+        return text
+
+    content: dict[str, str] = {}
+    for block in body["content"]:
+        content.setdefault(block.get("type"), block["value"])  # the first block of each type
+    return Delivery(
+        to=p["to"][0]["email"],
+        subject=substitute(p["subject"] if _has_subject(p) else body["subject"]),
+        html=substitute(content.get("text/html")),
+        text=substitute(content.get("text/plain")),
+        headers={**(body.get("headers") or {}), **(p.get("headers") or {})},
+        custom_args={**(body.get("custom_args") or {}), **(p.get("custom_args") or {})},
+        categories=list(body.get("categories") or []),
+        send_at=p.get("send_at", body.get("send_at")),
+        asm_group_id=(body.get("asm") or {}).get("group_id"),
+        x_message_id=x_message_id,
+        sg_message_id=sg_message_id,
+    )
+
+
+def _write_events(path: Path, deliveries: list[Delivery]) -> None:
+    """One "processed" event per delivery, as the Event Webhook posts them; replaced whole, never half-written."""
+    lines = []
+    for d in deliveries:
+        event = {"email": d.to, "timestamp": int(time.time()), "event": "processed",
+                 "sg_event_id": secrets.token_urlsafe(16), "sg_message_id": d.sg_message_id,
+                 "category": d.categories}
+        message_id = next((v for k, v in d.headers.items() if k.lower() == "message-id"), None)
+        if message_id is not None:
+            event["smtp-id"] = message_id
+        if d.asm_group_id is not None:
+            event["asm_group_id"] = d.asm_group_id
+        # SendGrid delivers custom args as top-level keys; they never override the event's own fields.
+        lines.append(json.dumps({**d.custom_args, **event}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
