@@ -23,7 +23,7 @@ from dagster_project.pipeline import (
     step_seconds,
     warehouse_table_rows,
 )
-from dagster_project.settings import Settings, load_settings
+from dagster_project.settings import ActivationSettings, Settings, load_activation_settings, load_settings
 from dagster_project.warehouse import Warehouse
 
 SAMPLE_MARKER = Path("truth") / "summary.json"
@@ -89,6 +89,12 @@ def print_campaigns(runs) -> None:
                 lines.append(f"  {key.path[1]:<18} content   {value['content_units']:>6,} units "
                              f"({value['llm_written']:,} by the LLM, ${value['llm_cost_usd']:.4f}), "
                              f"{value['review_queue_size']:,} to review")
+            elif key.path[-1] == "sends":
+                destinations = ", ".join(f"{n:,} to {name}" for name, n in value["by_destination"].items())
+                lines.append(f"  {key.path[1]:<18} sends     {value['handed_over']:>6,} handed over "
+                             f"({destinations or 'none'}), "
+                             f"{value['suppressed']:,} suppressed at send, {value['not_due_yet']:,} not due yet, "
+                             f"{value['failed']:,} failed")
             else:
                 lines.append(f"  {key.path[1]:<18} messages  {value['messages_rendered']:>6,} rendered, "
                              f"{value['holdout_size']:,} holdout, {value['suppressed']:,} suppressed "
@@ -96,6 +102,15 @@ def print_campaigns(runs) -> None:
     if lines:
         print("\nCampaigns (previews in the UI: make dev, asset campaigns/<id>/content):")
         print("\n".join(lines))
+
+
+def print_outbox(activation: ActivationSettings) -> None:
+    if "outbox" not in activation.destinations or not activation.outbox_dir.is_dir():
+        return
+    files = sorted(activation.outbox_dir.rglob("*.eml"))
+    print(f"\nOutbox {activation.outbox_dir}: {len(files):,} messages (.eml, open any in a mail client)")
+    for folder in sorted({path.parent for path in files}):
+        print(f"  {folder.name:<18} {sum(1 for path in files if path.parent == folder):>6,}")
 
 
 def sample_as_of(settings: Settings) -> str | None:
@@ -137,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     campaign_runs = run_batch_campaigns(instance) if result.success else []
     print_stages_and_gates(instance, [result, *campaign_runs])
     print_campaigns([result, *campaign_runs])
+    print_outbox(load_activation_settings())
     print("\nTables built (rows):")
     for table, rows in warehouse_table_rows(settings).items():
         print(f"  {table:<40} {rows:>10,}")

@@ -8,6 +8,7 @@ from dagster_project.settings import ActivationSettings, Settings
 from dagster_project.warehouse import Warehouse
 from reverse_etl.chain import build_finders, build_routes, send_policy
 from reverse_etl.sender import Sender, SendReport
+from reverse_etl.throttle import Backoff
 
 
 def send_campaigns(settings: Settings, activation: ActivationSettings, campaign_ids: Sequence[str] | None = None,
@@ -18,7 +19,8 @@ def send_campaigns(settings: Settings, activation: ActivationSettings, campaign_
         campaign_ids = campaigns_with_messages(warehouse)
     routes = build_routes(activation, dry_run=dry_run)
     sender = Sender(warehouse, routes, send_policy(activation), now=settings.reference_time(),
-                    finders=build_finders(activation), dry_run=dry_run, log=log)
+                    finders=build_finders(activation), dry_run=dry_run, log=log,
+                    backoff=Backoff(base_seconds=activation.backoff_seconds))
     try:
         return [sender.send_campaign(campaign_id) for campaign_id in campaign_ids]
     finally:

@@ -3,6 +3,8 @@
     campaigns/<id>/content    one content unit per segment x variant (LLM or rules, guardrails, cost)
     campaigns/<id>/messages   one rendered message per eligible customer -> ops.campaign_messages
 
+and a third, campaigns/<id>/sends, built in defs/activation (it hands the messages to the provider).
+
 The campaigns are read from the dbt manifest, so adding a campaign (SQL + meta) adds its assets.
 """
 
@@ -30,6 +32,11 @@ def content_key(campaign: Campaign) -> dg.AssetKey:
 
 def messages_key(campaign: Campaign) -> dg.AssetKey:
     return dg.AssetKey(["campaigns", campaign.campaign_id, "messages"])
+
+
+def sends_key(campaign: Campaign) -> dg.AssetKey:
+    """Built in defs/activation; named here so the campaign's job and the daily job can select it."""
+    return dg.AssetKey(["campaigns", campaign.campaign_id, "sends"])
 
 
 def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
@@ -100,9 +107,10 @@ def batch_campaign_jobs(campaigns: list[Campaign]) -> tuple[list, list]:
         audience = get_asset_key_for_model([mailroom_dbt_models], campaign.model)
         job = dg.define_asset_job(
             f"{campaign.campaign_id}_campaign",
-            selection=dg.AssetSelection.assets(audience, content_key(campaign), messages_key(campaign)),
+            selection=dg.AssetSelection.assets(audience, content_key(campaign), messages_key(campaign),
+                                               sends_key(campaign)),
             description=f"Rebuilds the audience of batch campaign {campaign.campaign_id} from the latest marts, "
-            "gates it, then writes and renders the campaign.",
+            "gates it, writes and renders the campaign, then sends it.",
         )
         jobs.append(job)
         if campaign.schedule:
@@ -115,7 +123,8 @@ def batch_campaign_jobs(campaigns: list[Campaign]) -> tuple[list, list]:
 
 
 def batch_campaign_assets(campaigns: list[Campaign]) -> dg.AssetSelection:
-    keys = [key for c in campaigns if c.campaign_type == "batch" for key in (content_key(c), messages_key(c))]
+    keys = [key for c in campaigns if c.campaign_type == "batch"
+            for key in (content_key(c), messages_key(c), sends_key(c))]
     return dg.AssetSelection.assets(*keys)
 
 

@@ -1,0 +1,33 @@
+"""What a send shows in the UI: handed over per destination, suppressions and failures with their
+reasons, failovers, and the ledger's states for the campaign."""
+
+import dagster as dg
+
+from reverse_etl.sender import SendReport
+
+
+def _table(counter, label: str) -> dg.MetadataValue:
+    if not counter:
+        return dg.MetadataValue.md(f"No {label}.")
+    rows = "\n".join(f"| {key} | {count:,} |" for key, count in sorted(counter.items(), key=lambda kv: -kv[1]))
+    return dg.MetadataValue.md(f"| {label} | messages |\n|---|---|\n{rows}")
+
+
+def send_metadata(report: SendReport) -> dict:
+    return {
+        "dry_run": report.dry_run,
+        "handed_over": report.handed_over,
+        "by_destination": dg.MetadataValue.json(dict(report.accepted)),
+        "suppressed": sum(report.suppressed.values()),
+        "suppression_reasons": _table(report.suppressed, "reason"),
+        "failed": sum(report.failed.values()),
+        "failure_reasons": _table(report.failed, "reason"),
+        "not_due_yet": report.deferred,
+        "next_due_at": report.next_due_at.isoformat(sep=" ") + " UTC" if report.next_due_at else "-",
+        "awaiting_reconciliation": report.unknown,
+        "reconciled_from_earlier_run": _table(report.reconciled, "outcome"),
+        "retries": report.retries,
+        "failovers": dg.MetadataValue.md("\n".join(f"- {s}" for s in report.switches) or "None."),
+        "ledger_states": _table(report.ledger, "state"),
+        "seconds": round(report.seconds, 2),
+    }
