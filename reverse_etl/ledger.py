@@ -114,6 +114,8 @@ def move_each(conn: Connection, reasons: dict[str, str], from_state: str, to_sta
 
 
 def counts(conn: Connection, campaign_id: str | None = None) -> dict[str, int]:
+    if not conn.table_exists("ops", "send_ledger"):
+        return {}
     where, params = ("WHERE campaign_id = ?", [campaign_id]) if campaign_id else ("", [])
     return {state: int(n) for state, n in conn.fetchall(
         f"SELECT state, count(*) FROM ops.send_ledger {where} GROUP BY state", params)}

@@ -58,7 +58,7 @@ def reconcile(conn: Connection, campaign_id: str, finders: dict, wall_now: datet
         outcome["accepted"] += len(found)
         outcome["resend"] += len(resend)
     conn.commit()
-    return outcome
+    return +outcome  # without zero counts
 
 
 def _from_provider_events(conn: Connection, message_ids: list[str]) -> dict[str, str]:

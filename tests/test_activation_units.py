@@ -1,0 +1,312 @@
+"""Activation building blocks without a warehouse: pacing, backoff, circuit breaker, quiet hours,
+settings from the environment, the MIME message and the SendGrid request body."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dagster_project.settings import SettingsError, load_activation_settings, smtp_password
+from doubles.sendgrid_double import SendGridDouble
+from reverse_etl.destinations.sendgrid import HTML_TAG, SUBSTITUTIONS_LIMIT_BYTES, TEXT_TAG, SendGridDestination
+from reverse_etl.outgoing import OutgoingMessage
+from reverse_etl.presend import delivery_time
+from reverse_etl.throttle import Backoff, CircuitBreaker, TokenBucket
+
+NOW = datetime(2026, 11, 1, 12, 0)
+BERLIN_QUIET = (21, 8)
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps (or the test says so)."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def message(n: int = 0, to: str | None = None, html: str = "<p>hi</p>", text: str = "hi", campaign: str = "c1",
+            deliver_at: datetime | None = None, headers: dict | None = None) -> OutgoingMessage:
+    return OutgoingMessage(message_id=f"<m{n}@mail.example.com>", campaign_id=campaign, variant_id="a",
+                           to_email=to or f"person{n}@example.org", subject=f"Hello {n}", html=html, text=text,
+                           headers=headers or {}, deliver_at=deliver_at)
+
+
+# --- TokenBucket -------------------------------------------------------------------------------------
+
+def test_token_bucket_lets_a_burst_through_then_sleeps_for_the_next_token():
+    clock = FakeClock()
+    bucket = TokenBucket(10, burst=10, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        bucket.acquire()
+    assert clock.sleeps == []
+    bucket.acquire()
+    assert sum(clock.sleeps) == pytest.approx(0.1)
+
+
+def test_token_bucket_with_rate_zero_never_sleeps():
+    clock = FakeClock()
+    bucket = TokenBucket(0, clock=clock, sleep=clock.sleep)
+    for _ in range(1000):
+        bucket.acquire()
+    assert clock.sleeps == []
+
+
+def test_token_bucket_long_run_average_stays_under_the_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(10, burst=10, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    for _ in range(100):
+        bucket.acquire()
+    # 10 from the initial burst, 90 more at 10/s.
+    assert clock.now - start >= 9.0 - 1e-9
+
+
+# --- Backoff -----------------------------------------------------------------------------------------
+
+def test_backoff_honours_retry_after_up_to_the_cap():
+    backoff = Backoff(base_seconds=1, cap_seconds=30, rng=random.Random(1))
+    assert backoff.delay(3, retry_after=7.5) == 7.5
+    assert backoff.delay(1, retry_after=600) == 30
+
+
+def test_backoff_delays_are_jittered_within_the_exponential_bound():
+    backoff = Backoff(base_seconds=0.5, cap_seconds=10, rng=random.Random(42))
+    for attempt in range(1, 8):
+        bound = min(10, 0.5 * 2 ** (attempt - 1))
+        delays = [backoff.delay(attempt) for _ in range(200)]
+        assert all(0 <= d <= bound for d in delays), attempt
+        assert len(set(delays)) > 1  # jitter: retries of many senders must not line up
+
+
+# --- CircuitBreaker ----------------------------------------------------------------------------------
+
+def test_breaker_opens_after_threshold_consecutive_failures_and_a_success_resets_the_count():
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=3, reset_seconds=10, clock=clock)
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state == "closed" and breaker.allows()
+    breaker.record_failure()
+    assert breaker.state == "open" and not breaker.allows()
+
+
+def test_breaker_half_opens_after_the_reset_time_and_a_failed_trial_opens_it_again():
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=1, reset_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.now += 9.9
+    assert not breaker.allows()
+    clock.now += 0.1
+    assert breaker.state == "half_open" and breaker.allows()
+    breaker.record_failure()
+    assert breaker.state == "open" and not breaker.allows()
+
+
+def test_breaker_closes_after_a_successful_trial():
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=2, reset_seconds=5, clock=clock)
+    breaker.record_failure()
+    breaker.record_failure()
+    clock.now += 5
+    assert breaker.state == "half_open"
+    breaker.record_success()
+    assert breaker.state == "closed"
+    breaker.record_failure()  # the count starts again from zero
+    assert breaker.allows()
+
+
+# --- delivery_time -----------------------------------------------------------------------------------
+
+def test_delivery_time_of_a_past_send_time_is_now():
+    assert delivery_time(NOW - timedelta(hours=5), NOW, None, None) == NOW
+    assert delivery_time(None, NOW, "Europe/Berlin", None) == NOW
+
+
+def test_late_evening_in_berlin_moves_to_eight_next_morning():
+    # 22:30 CET (UTC+1) on 2026-11-10 is 21:30 UTC; 08:00 CET on the 11th is 07:00 UTC.
+    when = datetime(2026, 11, 10, 21, 30)
+    assert delivery_time(when, when, "Europe/Berlin", BERLIN_QUIET) == datetime(2026, 11, 11, 7, 0)
+
+
+def test_quiet_hours_across_the_end_of_daylight_saving_time():
+    # 22:30 CEST (UTC+2) on 2026-10-24 is 20:30 UTC; clocks go back that night, so 08:00 on the 25th is
+    # CET (UTC+1): 07:00 UTC, not 06:00.
+    when = datetime(2026, 10, 24, 20, 30)
+    assert delivery_time(when, when, "Europe/Berlin", BERLIN_QUIET) == datetime(2026, 10, 25, 7, 0)
+
+
+def test_early_morning_moves_to_eight_the_same_day():
+    when = datetime(2026, 11, 10, 5, 0)  # 06:00 CET
+    assert delivery_time(when, when, "Europe/Berlin", BERLIN_QUIET) == datetime(2026, 11, 10, 7, 0)
+
+
+def test_outside_quiet_hours_or_without_them_nothing_moves():
+    when = datetime(2026, 11, 10, 14, 0)  # 15:00 CET
+    assert delivery_time(when, NOW, "Europe/Berlin", BERLIN_QUIET) == when
+    night = datetime(2026, 11, 10, 22, 0)
+    assert delivery_time(night, NOW, "Europe/Berlin", None) == night
+
+
+def test_unknown_timezone_falls_back_to_utc():
+    when = datetime(2026, 11, 10, 22, 30)  # inside 21-8 in UTC
+    assert delivery_time(when, when, "Mars/Olympus_Mons", BERLIN_QUIET) == datetime(2026, 11, 11, 8, 0)
+
+
+# --- load_activation_settings ------------------------------------------------------------------------
+
+def test_activation_defaults_send_to_the_outbox_only():
+    settings = load_activation_settings({})
+    assert settings.destinations == ("outbox",)
+    assert settings.quiet_hours == (21, 8)
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"MAILROOM_SMTP_URL": "smtp://u:p@relay.example.com"}, "MAILROOM_SENDGRID_API_KEY"),
+    ({"MAILROOM_SENDGRID_API_KEY": "SG.x"}, "MAILROOM_SMTP_URL"),
+])
+def test_a_chosen_destination_without_its_credentials_is_refused(env, variable):
+    with pytest.raises(SettingsError, match=variable):
+        load_activation_settings({"MAILROOM_DESTINATIONS": "sendgrid,smtp", **env})
+
+
+@pytest.mark.parametrize("chain", ["outbox,mailgun", "outbox,outbox", " , "])
+def test_unknown_or_repeated_destinations_are_refused(chain):
+    with pytest.raises(SettingsError, match="MAILROOM_DESTINATIONS"):
+        load_activation_settings({"MAILROOM_DESTINATIONS": chain})
+
+
+def test_quiet_hours_can_be_turned_off_and_must_be_valid_hours():
+    assert load_activation_settings({"MAILROOM_QUIET_HOURS": "off"}).quiet_hours is None
+    with pytest.raises(SettingsError, match="MAILROOM_QUIET_HOURS"):
+        load_activation_settings({"MAILROOM_QUIET_HOURS": "25-3"})
+
+
+def test_smtps_url_means_implicit_tls_on_port_465_and_the_password_is_not_kept():
+    env = {"MAILROOM_DESTINATIONS": "smtp", "MAILROOM_SMTP_URL": "smtps://mailer:s%40cret@relay.example.com"}
+    target = load_activation_settings(env).smtp
+    assert (target.host, target.port, target.username, target.security) == ("relay.example.com", 465, "mailer", "ssl")
+    assert "s@cret" not in repr(target)
+    assert smtp_password(env) == "s@cret"
+
+
+def test_smtp_url_with_tls_none_connects_in_plain_text():
+    env = {"MAILROOM_DESTINATIONS": "smtp", "MAILROOM_SMTP_URL": "smtp://relay.internal:2525?tls=none"}
+    target = load_activation_settings(env).smtp
+    assert (target.port, target.security, target.username) == (2525, "none", "")
+
+
+def test_smtp_url_without_port_uses_submission_with_starttls():
+    env = {"MAILROOM_DESTINATIONS": "smtp", "MAILROOM_SMTP_URL": "smtp://relay.example.com"}
+    target = load_activation_settings(env).smtp
+    assert (target.port, target.security) == (587, "starttls")
+
+
+def test_sendgrid_batch_size_above_the_provider_limit_is_refused():
+    with pytest.raises(SettingsError, match="MAILROOM_SENDGRID_BATCH_SIZE"):
+        load_activation_settings({"MAILROOM_SENDGRID_BATCH_SIZE": "1001"})
+
+
+# --- OutgoingMessage ---------------------------------------------------------------------------------
+
+def test_a_long_list_unsubscribe_url_stays_one_plain_header():
+    url = "http://127.0.0.1:8025/unsubscribe?token=" + "a" * 150
+    outgoing = message(headers={"Message-ID": "<m0@mail.example.com>", "List-Unsubscribe": f"<{url}>"})
+    raw = outgoing.to_mime("news@mail.example.com", "Mailroom").as_bytes()
+    assert f"List-Unsubscribe: <{url}>\r\n".encode() in raw  # not folded, not encoded words
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["List-Unsubscribe"] == f"<{url}>"
+    assert parsed["Message-ID"] == "<m0@mail.example.com>"
+
+
+def test_mime_message_carries_text_and_html_alternatives():
+    raw = message(html="<p>Hello HTML</p>", text="Hello text").to_mime("news@mail.example.com", "Mailroom").as_bytes()
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert parsed.get_body(("plain",)).get_content().strip() == "Hello text"
+    assert parsed.get_body(("html",)).get_content().strip() == "<p>Hello HTML</p>"
+    assert parsed["Message-ID"] == "<m0@mail.example.com>"  # added when the headers lack one
+
+
+def test_tracking_args_hold_ids_only():
+    args = message(to="ann@example.org").tracking_args
+    assert args == {"mailroom_message_id": "<m0@mail.example.com>", "campaign_id": "c1", "variant_id": "a"}
+    assert not any("@example.org" in value for value in args.values())
+
+
+# --- SendGrid ----------------------------------------------------------------------------------------
+
+def sendgrid(host: str = "http://127.0.0.1:9", api_key: str = "k", group: int | None = None) -> SendGridDestination:
+    return SendGridDestination(host, lambda: api_key, "news@mail.example.com", "Mailroom", unsubscribe_group_id=group)
+
+
+def test_request_body_substitutes_each_message_and_tracks_ids_only():
+    body = sendgrid().request_body([message(1, html="<b>one</b>", text="one", campaign="c2"),
+                                    message(2, html="<b>two</b>", text="two", campaign="c1")], NOW)
+    assert body["content"] == [{"type": "text/plain", "value": TEXT_TAG}, {"type": "text/html", "value": HTML_TAG}]
+    first, second = body["personalizations"]
+    assert first["substitutions"] == {HTML_TAG: "<b>one</b>", TEXT_TAG: "one"}
+    assert second["substitutions"] == {HTML_TAG: "<b>two</b>", TEXT_TAG: "two"}
+    assert first["to"] == [{"email": "person1@example.org"}]
+    assert "person1@example.org" not in str(first["custom_args"])
+    assert first["custom_args"]["mailroom_message_id"] == "<m1@mail.example.com>"
+    assert body["categories"] == ["c1", "c2"]
+    assert "asm" not in body
+
+
+def test_send_at_only_for_messages_due_more_than_a_minute_from_now():
+    later = NOW + timedelta(hours=2)
+    body = sendgrid().request_body([message(1, deliver_at=later), message(2, deliver_at=NOW + timedelta(seconds=30)),
+                                    message(3)], NOW)
+    send_ats = [p.get("send_at") for p in body["personalizations"]]
+    assert send_ats == [int(later.replace(tzinfo=timezone.utc).timestamp()), None, None]
+
+
+def test_unsubscribe_group_goes_into_asm():
+    assert sendgrid(group=42).request_body([message(1)], NOW)["asm"] == {"group_id": 42}
+
+
+def test_an_oversized_message_goes_alone_with_its_content_literal():
+    big = "x" * SUBSTITUTIONS_LIMIT_BYTES
+    body = sendgrid().request_body([message(1, html=big, text="big")], NOW)
+    assert body["content"] == [{"type": "text/plain", "value": "big"}, {"type": "text/html", "value": big}]
+    assert "substitutions" not in body["personalizations"][0]
+
+
+def test_deliver_splits_an_oversized_message_into_its_own_request():
+    big = "<p>" + "y" * SUBSTITUTIONS_LIMIT_BYTES + "</p>"
+    batch = [message(1), message(2, html=big), message(3)]
+    with SendGridDouble() as double:
+        result = sendgrid(double.url, double.api_key).deliver(batch, NOW)
+        requests, deliveries = double.requests, double.deliveries
+    assert set(result.accepted) == {m.message_id for m in batch}
+    assert sorted(count for _, count in requests) == [1, 2]
+    assert {d.to: d.html for d in deliveries}["person2@example.org"] == big
+
+
+def test_two_messages_to_one_address_never_share_a_request():
+    batch = [message(1, to="ann@example.org"), message(2, to="ANN@example.org")]
+    destination = None
+    with SendGridDouble() as double:
+        destination = sendgrid(double.url, double.api_key)
+        first = destination.deliver(batch, NOW)
+        # The second one is neither accepted nor rejected: the sender hands it over again.
+        assert list(first.accepted) == [batch[0].message_id] and not first.rejected
+        second = destination.deliver(batch[1:], NOW)
+        requests = double.requests
+    assert list(second.accepted) == [batch[1].message_id]
+    assert requests == [(202, 1), (202, 1)]
