@@ -56,13 +56,17 @@ class SmtpDestination:
         connection = self._connected()
         payload = message.to_mime(self.from_email, self.from_name).as_bytes()
         try:
-            self._expect(connection.mail(self.from_email), (250,), message)
+            code, text = connection.mail(self.from_email)
+            if code >= 500:  # the sender itself is refused: no message can go until someone fixes it
+                raise DestinationUnavailable(f"SMTP server refused the sender {self.from_email}: {code} {text!r}; "
+                                             "check MAILROOM_FROM_EMAIL")
+            self._expect((code, text), (250,), message)
             self._expect(connection.rcpt(message.to_email), (250, 251), message)
         except _Refused as refused:
             self._reset(connection)
             result.rejected[message.message_id] = refused.reason
             return
-        except TransientFailure:
+        except (TransientFailure, DestinationUnavailable):
             self._reset(connection)
             raise
         except (smtplib.SMTPServerDisconnected, OSError) as error:
@@ -117,6 +121,7 @@ class SmtpDestination:
                 connection = smtplib.SMTP(target.host, target.port, timeout=self.timeout_seconds)
                 if target.security == "starttls":
                     connection.starttls(context=ssl.create_default_context())
+            connection.ehlo()  # MAIL FROM is sent by hand below, so greet first (again after STARTTLS)
             if target.username:
                 connection.login(target.username, self._password())
         except smtplib.SMTPAuthenticationError as error:
