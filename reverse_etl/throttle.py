@@ -24,16 +24,17 @@ class TokenBucket:
     def acquire(self) -> None:
         if self.rate <= 0:
             return
-        while True:
-            now = self._clock()
-            self.tokens = min(self.capacity, self.tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
+        now = self._clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self.tokens < 1:
+            # Wait for the missing fraction, then take the token: re-checking a refilled float could
+            # fall short by a rounding error and spin.
             wait = (1 - self.tokens) / self.rate
             self.waited_seconds += wait
             self._sleep(wait)
+            self.tokens, self._updated = 1.0, max(self._clock(), self._updated + wait)
+        self.tokens -= 1
 
 
 @dataclass

@@ -34,6 +34,8 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        # Fail instead of hanging when the code under test keeps asking for waits the clock cannot show.
+        assert len(self.sleeps) < 10_000, f"still sleeping after {len(self.sleeps)} sleeps (last {seconds!r}s)"
 
 
 def message(n: int = 0, to: str | None = None, html: str = "<p>hi</p>", text: str = "hi", campaign: str = "c1",

@@ -113,6 +113,7 @@ class SmtpDestination:
 
     def _open(self) -> smtplib.SMTP:
         target = self.target
+        connection = None
         try:
             if target.security == "ssl":
                 connection = smtplib.SMTP_SSL(target.host, target.port, timeout=self.timeout_seconds,
@@ -124,20 +125,26 @@ class SmtpDestination:
             connection.ehlo()  # MAIL FROM is sent by hand below, so greet first (again after STARTTLS)
             if target.username:
                 connection.login(target.username, self._password())
-        except smtplib.SMTPAuthenticationError as error:
-            raise DestinationUnavailable(
-                f"SMTP server {target.host}:{target.port} refused the login of {target.username!r}: "
-                f"{error.smtp_code} {error.smtp_error!r}; check the user and password in MAILROOM_SMTP_URL"
-            ) from error
-        except smtplib.SMTPNotSupportedError as error:
-            raise DestinationUnavailable(
-                f"SMTP server {target.host}:{target.port} does not offer STARTTLS ({error}); use smtps:// "
-                "for implicit TLS, or ?tls=none only for a relay on a trusted network"
-            ) from error
         except (smtplib.SMTPException, OSError) as error:
-            raise TransientFailure(f"cannot connect to SMTP server {target.host}:{target.port}: {error}") from error
+            if connection is not None:  # a failed login or STARTTLS must not leave the socket open
+                connection.close()
+            raise self._failure(error) from error
         self.connections_opened += 1
         return connection
+
+    def _failure(self, error: Exception):
+        target = self.target
+        if isinstance(error, smtplib.SMTPAuthenticationError):
+            return DestinationUnavailable(
+                f"SMTP server {target.host}:{target.port} refused the login of {target.username!r}: "
+                f"{error.smtp_code} {error.smtp_error!r}; check the user and password in MAILROOM_SMTP_URL"
+            )
+        if isinstance(error, smtplib.SMTPNotSupportedError):
+            return DestinationUnavailable(
+                f"SMTP server {target.host}:{target.port} does not offer STARTTLS ({error}); use smtps:// "
+                "for implicit TLS, or ?tls=none only for a relay on a trusted network"
+            )
+        return TransientFailure(f"cannot connect to SMTP server {target.host}:{target.port}: {error}")
 
     def _expect(self, reply: tuple[int, bytes], ok: tuple[int, ...], message: OutgoingMessage) -> None:
         code, text = reply

@@ -1,0 +1,95 @@
+"""Crash recovery: the sending process is killed with SIGKILL at random points - and right between
+SendGrid's acceptance and the ledger update - again and again, and re-run each time. At the end the
+SendGrid double has exactly one message per customer and the ledger agrees."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from activation_helpers import customer_ids, seed_customers, seed_messages
+from conftest import settings_environment
+from doubles.sendgrid_double import SendGridDouble
+
+from dagster_project.settings import project_root
+
+KILLS = 24
+MESSAGES = 4000
+
+
+def _environment(settings, sendgrid) -> dict[str, str]:
+    return {
+        **os.environ,
+        **settings_environment(settings),
+        "MAILROOM_DESTINATIONS": "sendgrid",
+        "MAILROOM_SENDGRID_HOST": sendgrid.url,
+        "MAILROOM_SENDGRID_API_KEY": sendgrid.api_key,
+        "MAILROOM_SENDGRID_BATCH_SIZE": "10",
+        "MAILROOM_SENDGRID_RATE_PER_SECOND": "10",  # a run takes a few seconds: room to be killed in
+        "MAILROOM_SEND_BACKOFF_SECONDS": "0",
+        # The double writes its events before it answers, so a run may resend at once what has none.
+        "MAILROOM_RECONCILE_AFTER_MINUTES": "0",
+        "MAILROOM_QUIET_HOURS": "off",
+    }
+
+
+def _start(environment) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reverse_etl.send"], env=environment, cwd=project_root(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _kill_after_accepted_requests(sendgrid: SendGridDouble, process: subprocess.Popen, requests: int) -> None:
+    """SIGKILL the sender once SendGrid has accepted `requests` more requests, before it answers."""
+    remaining = [requests]
+
+    def on_accept(deliveries):
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            os.kill(process.pid, signal.SIGKILL)
+            sendgrid.on_accept = None
+
+    sendgrid.on_accept = on_accept
+
+
+@pytest.mark.parametrize("warehouse_kind", ["duckdb", "postgres"], indirect=True)
+def test_killing_the_sender_at_random_points_never_loses_or_duplicates_a_message(settings, warehouse, tmp_path):
+    customers = customer_ids(MESSAGES)
+    seed_customers(warehouse, customers)
+    ids = seed_messages(warehouse, "weekly", customers)
+    rng = random.Random(20261123)
+    killed = 0
+    with SendGridDouble(events_dir=settings.landing_dir / "esp") as sendgrid:
+        environment = _environment(settings, sendgrid)
+        for attempt in range(KILLS):
+            process = _start(environment)
+            if attempt % 2:
+                _kill_after_accepted_requests(sendgrid, process, rng.randint(1, 3))
+                process.wait(timeout=120)
+            else:
+                time.sleep(rng.uniform(0.3, 2.0))
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=60)
+            sendgrid.on_accept = None
+            killed += process.returncode == -signal.SIGKILL
+            time.sleep(0.2)  # let a request the killed process had in flight finish at the double
+        final = _start(environment)
+        output, _ = final.communicate(timeout=300)
+
+    assert final.returncode == 0, output
+    assert killed >= 20, f"only {killed} runs were killed mid-send"
+    delivered = Counter(d.custom_args["mailroom_message_id"] for d in sendgrid.deliveries)
+    assert delivered == Counter({message_id: 1 for message_id in ids})
+    with warehouse.connect() as conn:
+        assert conn.fetchall("SELECT state, count(*), count(provider_message_id) FROM ops.send_ledger GROUP BY state") \
+            == [("accepted", MESSAGES, MESSAGES)]
+        provider_ids = [row[0] for row in conn.fetchall("SELECT provider_message_id FROM ops.send_ledger")]
+    # Kills between acceptance and the ledger update happened, and were settled from SendGrid's events
+    # (those rows carry the event's sg_message_id rather than the X-Message-Id of a recorded answer).
+    answered = {d.x_message_id for d in sendgrid.deliveries}
+    assert sum(provider_id not in answered for provider_id in provider_ids) >= 20
