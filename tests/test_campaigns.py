@@ -127,6 +127,10 @@ def test_both_campaigns_render_one_message_per_eligible_customer(mailroom_env, s
         assert len(rows) == messages["messages_rendered"] == len({r[0] for r in rows}) > 0
         # Content grows with segments x variants, not with customers.
         assert content["content_units"] == segments * 2
+        # Every rendered message went to the outbox (the embedded destination), once.
+        sends = campaign_metadata(runs, campaign_id, "sends")
+        outbox = list((settings.data_dir / "outbox" / campaign_id).glob("*.eml"))
+        assert sends["handed_over"] == messages["messages_rendered"] == len(outbox)
         for _, to_email, html, text, headers, is_eligible, email in rows:
             assert is_eligible and to_email == email
             assert "unsubscribe?token=" in html and "unsubscribe?token=" in text
@@ -153,6 +157,8 @@ def test_rerunning_a_campaign_sends_nothing_new_and_keeps_assignments(mailroom_e
     runs = run_campaigns()
     assert campaign_metadata(runs, "weekly_picks", "content")["written_this_run"] == 0  # cached: costs nothing
     assert campaign_metadata(runs, "weekly_picks", "messages")["messages_rendered"] == 0
+    assert campaign_metadata(runs, "weekly_picks", "sends")["handed_over"] == 0
+    assert len(list((settings.data_dir / "outbox").rglob("*.eml"))) == len(messages)
     with Warehouse(settings).connect() as conn:
         assert conn.fetchall("select campaign_id, customer_id, variant_id from ops.variant_assignments order by 1, 2") == before
         assert conn.fetchall("select message_id, html_body from ops.campaign_messages order by 1") == messages
