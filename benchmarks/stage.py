@@ -4,6 +4,7 @@
     python -m benchmarks.stage phone-numbers
     python -m benchmarks.stage quality-gates
     python -m benchmarks.stage campaigns       (content through the local OpenAI double, then rendering)
+    python -m benchmarks.stage sends           (synthetic messages to the SendGrid double, outbox, SMTP)
 """
 
 from __future__ import annotations
@@ -98,7 +99,14 @@ def campaigns() -> dict:
     return outcomes
 
 
-STAGES = {"ingest": ingest, "phone-numbers": phone_numbers, "quality-gates": quality_gates, "campaigns": campaigns}
+def sends() -> dict:
+    from benchmarks.sends import sends as run_sends
+
+    return run_sends()
+
+
+STAGES = {"ingest": ingest, "phone-numbers": phone_numbers, "quality-gates": quality_gates, "campaigns": campaigns,
+          "sends": sends}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STAGES:

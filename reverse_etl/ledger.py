@@ -103,14 +103,36 @@ def move(conn: Connection, message_ids: Sequence[str], from_state: str, to_state
     return moved
 
 
-def move_each(conn: Connection, reasons: dict[str, str], from_state: str, to_state: str, *, now: datetime,
+def move_each(conn: Connection, per_row: dict[str, object], from_state: str, to_state: str, *, now: datetime,
               column: str = "reason", **values) -> int:
-    """Like move, with a per-row value (a suppression reason, a provider id) in `column`."""
-    by_value: dict[str, list[str]] = {}
-    for message_id, value in reasons.items():
-        by_value.setdefault(value, []).append(message_id)
-    return sum(move(conn, ids, from_state, to_state, now=now, **{column: value}, **values)
-               for value, ids in by_value.items())
+    """Like move, with a value per row (a suppression reason, a provider id, a delivery time) in `column`:
+    one UPDATE ... FROM (VALUES ...) per chunk, however many distinct values there are."""
+    sql_type = next(c.sql_type for c in SEND_LEDGER if c.name == column)
+    assignments, params = [f"state = '{to_state}'", f"{column} = CAST(v.value AS {sql_type})"], []
+    for name, value in values.items():
+        assignments.append(f"{name} = ?")
+        params.append(value)
+    if to_state in (ACCEPTED, FAILED, SUPPRESSED):
+        assignments.append("finished_at = ?")
+        params.append(now)
+    items, moved = list(per_row.items()), 0
+    for chunk in _chunks(items):
+        rows = ", ".join("(?, ?)" for _ in chunk)
+        moved += conn.execute(
+            f"UPDATE ops.send_ledger SET {', '.join(assignments)} FROM (VALUES {rows}) AS v(message_id, value) "
+            f"WHERE ops.send_ledger.message_id = v.message_id AND ops.send_ledger.state = '{from_state}'",
+            [*params, *(v for pair in chunk for v in (pair[0], _text(pair[1])))],
+        )
+    if moved != len(items):
+        raise LedgerConflict(
+            f"expected {len(items)} ledger rows in state {from_state!r}, found {moved}: is another send running on "
+            "this warehouse? Runs must not overlap (dagster.yaml limits them to one)."
+        )
+    return moved
+
+
+def _text(value) -> str:
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
 
 
 def counts(conn: Connection, campaign_id: str | None = None) -> dict[str, int]:

@@ -225,10 +225,13 @@ class Sender:
         self._last_error = f"{type(error).__name__}: {error}"[:500]
         if not error.outcome_known:
             route.breaker.record_failure()
-            report.unknown += len(rest)
-            self.log(f"{route.name}: {error} - {len(rest):,} messages left in 'sending' to reconcile before any resend")
+            unknown = [m for m in rest if error.unknown_ids is None or m.message_id in error.unknown_ids]
+            untouched = [m for m in rest if m not in unknown]
+            ledger.move(conn, [m.message_id for m in untouched], SENDING, PLANNED, now=self.wall_clock())
+            report.unknown += len(unknown)
+            self.log(f"{route.name}: {error} - {len(unknown):,} messages left in 'sending' to reconcile before any resend")
             conn.commit()
-            return []
+            return untouched
         if isinstance(error, PayloadTooLarge) and len(rest) > 1:
             route.max_batch = max(1, len(rest) // 2)
             ledger.move(conn, ids, SENDING, PLANNED, now=self.wall_clock(), last_error=self._last_error)

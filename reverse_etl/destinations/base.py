@@ -33,6 +33,9 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
         # What the destination accepted or refused before this failure (earlier requests of a batch).
         self.partial = BatchResult()
+        # For an unknown outcome: the messages in flight when it happened (None: all not in `partial`);
+        # the rest of the batch was never handed over.
+        self.unknown_ids: set[str] | None = None
 
 
 class TransientFailure(DeliveryError):

@@ -34,12 +34,9 @@ class OutboxDestination:
         for message in batch:
             path = self.path_for(message)
             path.parent.mkdir(parents=True, exist_ok=True)
-            mime = message.to_mime(self.from_email, self.from_name)
-            if message.deliver_at and message.deliver_at > now:
-                mime["X-Mailroom-Deliver-At"] = message.deliver_at.isoformat(sep=" ") + " UTC"
             partial = path.with_suffix(".eml.partial")
             with open(partial, "wb") as out:
-                out.write(mime.as_bytes())
+                out.write(message.to_bytes(self.from_email, self.from_name))
             os.replace(partial, path)
             written.append(path)
             result.accepted[message.message_id] = str(path.relative_to(self.directory))

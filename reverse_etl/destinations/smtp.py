@@ -28,7 +28,9 @@ IDLE_CHECK_SECONDS = 5.0  # a connection idle this long is checked with NOOP bef
 
 class SmtpDestination:
     name = "smtp"
-    max_batch = 1  # one message per ledger step: a crash leaves at most one outcome unknown
+    # Messages per ledger step: a crash leaves at most this many with an unknown outcome (held, never
+    # resent), while a commit per message would cap throughput at the warehouse's commit rate.
+    max_batch = 20
     schedules_ahead = timedelta(0)  # a relay delivers at once: messages wait in the ledger until due
 
     def __init__(self, target: SmtpTarget, password: Callable[[], str], from_email: str, from_name: str,
@@ -54,7 +56,7 @@ class SmtpDestination:
 
     def _send_one(self, message: OutgoingMessage, now: datetime, result: BatchResult) -> None:
         connection = self._connected()
-        payload = message.to_mime(self.from_email, self.from_name).as_bytes()
+        payload = message.to_bytes(self.from_email, self.from_name)
         try:
             code, text = connection.mail(self.from_email)
             if code >= 500:  # the sender itself is refused: no message can go until someone fixes it
@@ -76,7 +78,9 @@ class SmtpDestination:
             code, reply = connection.data(payload)
         except (smtplib.SMTPServerDisconnected, OSError) as error:
             self._drop()
-            raise OutcomeUnknown(f"SMTP connection lost during DATA: {error}") from error
+            unknown = OutcomeUnknown(f"SMTP connection lost during DATA: {error}")
+            unknown.unknown_ids = {message.message_id}
+            raise unknown from error
         except smtplib.SMTPDataError as error:
             code, reply = error.smtp_code, error.smtp_error
         self._last_used = time.monotonic()
