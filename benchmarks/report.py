@@ -39,7 +39,8 @@ def write_report(results_dir: Path, target: Path) -> None:
                 f"| {figures['seconds']:.1f} | {figures['peak_memory_mib']:.0f} "
                 f"| {_number(figures.get('rows_loaded', ''))} | {result['recorded_at'][:10]} |"
             )
-            parts = {**figures.get("sources", {}), **figures.get("suites", {}), **figures.get("campaigns", {})}
+            parts = {**figures.get("sources", {}), **figures.get("suites", {}), **figures.get("campaigns", {}),
+                     **figures.get("destinations", {})}
             for source, part in parts.items():
                 lines.append(
                     f"| | | | &nbsp;&nbsp;{stage}: {source} | {part['seconds']:.1f} | | "
@@ -47,6 +48,7 @@ def write_report(results_dir: Path, target: Path) -> None:
                 )
     lines.extend(_model_lines(results))
     lines.extend(_campaign_lines(results))
+    lines.extend(_send_lines(results))
     target.write_text("\n".join(lines) + "\n")
 
 
@@ -70,6 +72,24 @@ def _campaign_lines(results: list[dict]) -> list[str]:
                     f"{_number(c['output_tokens'])} | {c['cost_usd']:.4f} | {_number(c['rows_loaded'])} "
                     f"| {per_thousand} | {c['content_seconds']:.1f} | {c['seconds']:.1f} |"
                 )
+    return lines
+
+
+def _send_lines(results: list[dict]) -> list[str]:
+    """Messages handed over per second, through the whole sender (ledger, pre-send checks, batching)."""
+    lines = ["", "## Sending\n",
+             "Synthetic rendered messages (one per customer) handed to each destination through the send ledger, "
+             "with the pre-send checks, by `python -m benchmarks.stage sends`; the SendGrid double and the SMTP "
+             "server (aiosmtpd) run in their own processes on the same 2 cores. SMTP gets a fifth of the "
+             "messages. Targets: 100K messages to the SendGrid double and to the outbox in under 60 s each.\n",
+             "| customers | warehouse | destination | messages | requests | seconds | messages/s |",
+             "|---:|---|---|---:|---:|---:|---:|"]
+    for result in sorted(results, key=lambda r: (r["scale"], r["warehouse"] != "duckdb")):
+        for stage in result["stages"].values():
+            for destination, d in stage.get("destinations", {}).items():
+                lines.append(f"| {_number(result['scale'])} | {result['warehouse']} | {destination} "
+                             f"| {_number(d['rows_loaded'])} | {_number(d['requests'])} | {d['seconds']:.1f} "
+                             f"| {_number(d['messages_per_second'])} |")
     return lines
 
 

