@@ -21,6 +21,8 @@ class OutgoingMessage:
     text: str
     headers: dict[str, str] = field(default_factory=dict)  # Message-ID, List-Unsubscribe, ...
     deliver_at: datetime | None = None  # naive UTC; None or past = now
+    customer_id: str = ""
+    send_at: datetime | None = None  # when personalization planned it (naive UTC)
 
     @property
     def tracking_args(self) -> dict[str, str]:

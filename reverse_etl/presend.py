@@ -19,12 +19,13 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster_project.warehouse import Connection
+from reverse_etl.outgoing import OutgoingMessage
 
 
-def suppression_reasons(conn: Connection, message_ids: Sequence[str], now: datetime, frequency_cap: int,
+def suppression_reasons(conn: Connection, page: Sequence[OutgoingMessage], now: datetime, frequency_cap: int,
                         expire_after: timedelta) -> dict[str, str]:
-    """message_id -> reason for every message of `message_ids` that must not be sent now."""
-    if not message_ids:
+    """message_id -> reason for every message of the page that must not be sent now."""
+    if not page:
         return {}
     has = {name: conn.table_exists(*name.split(".")) for name in (
         "raw.consent_events", "raw.esp_events", "marts.customer_identities", "marts.send_eligibility")}
@@ -59,9 +60,9 @@ def suppression_reasons(conn: Connection, message_ids: Sequence[str], now: datet
         "CAST(NULL AS VARCHAR) AS ineligible_reason) AS eligibility ON 1 = 0 "
     )
     sql = (
-        "WITH page AS (SELECT l.message_id, l.customer_id, l.send_at, lower(trim(m.to_email)) AS email "
-        "  FROM ops.send_ledger AS l JOIN ops.campaign_messages AS m ON m.message_id = l.message_id "
-        "  WHERE l.message_id = ANY(?)), "
+        # The page arrives as arrays: no join back to the (large) messages table per page.
+        "WITH page AS (SELECT unnest(CAST(? AS VARCHAR[])) AS message_id, unnest(CAST(? AS VARCHAR[])) AS customer_id, "
+        "  unnest(CAST(? AS TIMESTAMP[])) AS send_at, unnest(CAST(? AS VARCHAR[])) AS email), "
         "keys AS (SELECT message_id, 'email' AS kind, email AS value FROM page "
         f"  {identities}), "
         + consent + provider +
@@ -83,7 +84,9 @@ def suppression_reasons(conn: Connection, message_ids: Sequence[str], now: datet
         + eligibility +
         "LEFT JOIN recent ON recent.customer_id = page.customer_id"
     )
-    rows = conn.fetchall(sql, [list(message_ids), now - timedelta(days=7), now - expire_after, frequency_cap, frequency_cap])
+    arrays = [[m.message_id for m in page], [m.customer_id for m in page], [m.send_at or now for m in page],
+              [m.to_email.strip().lower() for m in page]]
+    rows = conn.fetchall(sql, [*arrays, now - timedelta(days=7), now - expire_after, frequency_cap, frequency_cap])
     return {message_id: reason for message_id, reason in rows if reason}
 
 

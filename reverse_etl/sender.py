@@ -121,24 +121,29 @@ class Sender:
         return report
 
     def _next_page(self, conn: Connection, campaign_id: str, after: str) -> list[OutgoingMessage]:
-        rows = conn.fetchall(
-            "SELECT l.message_id, l.campaign_id, l.variant_id, m.to_email, m.subject, m.html_body, m.text_body, "
-            "m.headers_json, l.send_at, l.timezone "
-            "FROM ops.send_ledger AS l JOIN ops.campaign_messages AS m ON m.message_id = l.message_id "
-            f"WHERE l.campaign_id = ? AND l.state = '{PLANNED}' AND l.message_id > ? "
-            "ORDER BY l.message_id LIMIT ?",
+        # Ids from the ledger first, then the page's messages by id: joining the whole messages table
+        # (HTML included) for every page made each page slower as the table grew.
+        planned = conn.fetchall(
+            "SELECT message_id, send_at, timezone FROM ops.send_ledger "
+            f"WHERE campaign_id = ? AND state = '{PLANNED}' AND message_id > ? ORDER BY message_id LIMIT ?",
             [campaign_id, after, self.policy.page_size],
         )
-        return [
-            OutgoingMessage(message_id=r[0], campaign_id=r[1], variant_id=r[2], to_email=r[3], subject=r[4],
-                            html=r[5], text=r[6], headers=json.loads(r[7] or "{}"),
-                            deliver_at=delivery_time(r[8], self.now, r[9], self.policy.quiet_hours))
-            for r in rows
-        ]
+        if not planned:
+            return []
+        rows = {r[0]: r for r in conn.fetchall(
+            "SELECT message_id, campaign_id, variant_id, customer_id, to_email, subject, html_body, text_body, "
+            "headers_json FROM ops.campaign_messages WHERE message_id = ANY(?)", [[p[0] for p in planned]])}
+        page = []
+        for message_id, send_at, tz_name in planned:
+            _, campaign, variant, customer_id, to_email, subject, html, text, headers = rows[message_id]
+            page.append(OutgoingMessage(
+                message_id=message_id, campaign_id=campaign, variant_id=variant, customer_id=customer_id,
+                to_email=to_email, subject=subject, html=html, text=text, headers=json.loads(headers or "{}"),
+                send_at=send_at, deliver_at=delivery_time(send_at, self.now, tz_name, self.policy.quiet_hours)))
+        return page
 
     def _send_page(self, conn: Connection, page: list[OutgoingMessage], report: SendReport) -> None:
-        reasons = suppression_reasons(conn, [m.message_id for m in page], self.now, self.policy.frequency_cap,
-                                      self.policy.expire_after)
+        reasons = suppression_reasons(conn, page, self.now, self.policy.frequency_cap, self.policy.expire_after)
         if reasons:
             ledger.move_each(conn, reasons, PLANNED, SUPPRESSED, now=self.wall_clock())
             report.suppressed.update(reasons.values())

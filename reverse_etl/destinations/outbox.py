@@ -30,18 +30,20 @@ class OutboxDestination:
 
     def deliver(self, batch: Sequence[OutgoingMessage], now: datetime) -> BatchResult:
         result = BatchResult()
-        written = []
-        for message in batch:
-            path = self.path_for(message)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".eml.partial")
-            with open(partial, "wb") as out:
+        folders = set()
+        for message in batch:  # plain os.path in this loop: pathlib cost as much as the writing
+            folder = os.path.join(self.directory, message.campaign_id)
+            if folder not in folders:
+                os.makedirs(folder, exist_ok=True)
+                folders.add(folder)
+            name = f"{message_file_stem(message.message_id)}.eml"
+            path = os.path.join(folder, name)
+            with open(path + ".partial", "wb") as out:
                 out.write(message.to_bytes(self.from_email, self.from_name))
-            os.replace(partial, path)
-            written.append(path)
-            result.accepted[message.message_id] = str(path.relative_to(self.directory))
+            os.replace(path + ".partial", path)
+            result.accepted[message.message_id] = f"{message.campaign_id}/{name}"
         # One sync per batch rather than per file: the ledger marks the batch accepted only after it.
-        if written:
+        if batch:
             os.sync()
         return result
 
