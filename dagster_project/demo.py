@@ -113,6 +113,35 @@ def print_outbox(activation: ActivationSettings) -> None:
         print(f"  {folder.name:<18} {sum(1 for path in files if path.parent == folder):>6,}")
 
 
+def close_the_loop(instance: dg.DagsterInstance, settings: Settings):
+    """The provider's answer to what was sent (deliveries, opens, clicks, bounces, unsubscribes) lands
+    as webhook events; the daily pipeline then ingests them, rebuilds features and suppressions, and
+    writes the changes back to the CRM."""
+    from dagster_project.sample_data.engagement import simulate_engagement
+
+    events = simulate_engagement(Warehouse(settings), settings.landing_dir)
+    if events is None:
+        print("\nEngagement: no new sends to simulate provider events for")
+        return None
+    print(f"\nEngagement: provider events for the sent messages in {events.relative_to(settings.data_dir)}; "
+          "running the daily pipeline again to take them in")
+    loop = run_pipeline(instance)
+    with Warehouse(settings).connect() as conn:
+        facts = {table: int(conn.scalar(f"SELECT count(*) FROM marts.{table}")) for table in (
+            "fct_email_sends", "fct_email_deliveries", "fct_email_opens", "fct_email_clicks", "fct_email_bounces",
+            "fct_email_unsubscribes", "fct_email_conversions")}
+        reasons = conn.fetchall("SELECT ineligible_reason, count(*) FROM marts.send_eligibility "
+                                "WHERE NOT is_eligible GROUP BY 1 ORDER BY 2 DESC")
+    print("  " + ", ".join(f"{table.removeprefix('fct_email_')} {n:,}" for table, n in facts.items()))
+    print("  suppressed now: " + ", ".join(f"{reason} {n:,}" for reason, n in reasons))
+    for event in loop.get_asset_materialization_events():
+        if event.asset_key == dg.AssetKey(["crm", "contacts"]):
+            value = {name: item.value for name, item in event.materialization.metadata.items()}
+            print(f"  CRM ({value['destination']}): {value['rows_acknowledged']:,} contacts written, "
+                  f"{value['rows_unchanged']:,} unchanged, {value['rows_rejected']:,} refused")
+    return loop
+
+
 def sample_as_of(settings: Settings) -> str | None:
     marker = settings.landing_dir / SAMPLE_MARKER
     return json.loads(marker.read_text()).get("as_of") if marker.exists() else None
@@ -153,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     print_stages_and_gates(instance, [result, *campaign_runs])
     print_campaigns([result, *campaign_runs])
     print_outbox(load_activation_settings())
+    loop = close_the_loop(instance, settings) if result.success and all(r.success for r in campaign_runs) else None
+    runs = [result, *campaign_runs, *([loop] if loop else [])]
     print("\nTables built (rows):")
     for table, rows in warehouse_table_rows(settings).items():
         print(f"  {table:<40} {rows:>10,}")
@@ -161,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nQuarantined rows (kept in raw.quarantine with their reason):")
         for source, kind, rows in reasons:
             print(f"  {source:<8} {kind:<32} {rows:>8,}")
-    failed = [run for run in (result, *campaign_runs) if not run.success]
+    failed = [run for run in runs if not run.success]
     for run in failed:
         for event in run.all_events:
             if event.is_failure:

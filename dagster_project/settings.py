@@ -385,3 +385,81 @@ def _quiet_hours(value: str) -> tuple[int, int] | None:
             and 0 <= int(start) <= 23 and 0 <= int(end) <= 23 and int(start) != int(end)):
         raise SettingsError(f"MAILROOM_QUIET_HOURS={value!r} must be START-END in local hours, e.g. 21-8, or 'off'")
     return int(start), int(end)
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """The webhook and unsubscribe receiver (python -m reverse_etl.receiver)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8025
+    # SendGrid's Event Webhook verification key as SendGrid shows it (base64 DER, or PEM); empty = the
+    # webhook endpoint refuses every request (401) until it is set.
+    sendgrid_public_key: str = ""
+    max_age_seconds: float = 300.0  # older signed timestamps are replays (401)
+    max_body_bytes: int = 5 * 1024 * 1024
+
+
+def load_receiver_settings(environ: dict[str, str] | None = None) -> ReceiverSettings:
+    env = os.environ if environ is None else environ
+    port = env.get("MAILROOM_RECEIVER_PORT", "8025")
+    if not port.isdigit():
+        raise SettingsError(f"MAILROOM_RECEIVER_PORT={port!r} is not a port number")
+    return ReceiverSettings(
+        host=env.get("MAILROOM_RECEIVER_HOST") or ReceiverSettings.host,
+        port=int(port),
+        sendgrid_public_key=(env.get("MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY") or "").strip(),
+        max_age_seconds=_number(env, "MAILROOM_WEBHOOK_MAX_AGE_SECONDS", ReceiverSettings.max_age_seconds),
+    )
+
+
+SYNC_DESTINATIONS = ("database", "hubspot")
+SYNC_MODES = ("upsert", "update_only")
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Reverse ETL of sync_crm__* models to the CRM."""
+
+    destination: str = "database"  # the embedded default: a table in any SQLAlchemy database
+    mode: str = "upsert"  # or update_only: never create contacts the CRM does not have
+    database_url: str = ""  # default: sqlite file crm.sqlite in the data directory
+    database_table: str = "crm_contacts"
+    hubspot_host: str = "https://api.hubapi.com"
+    hubspot_id_property: str = "email"  # the unique contact property upserts are keyed by
+    batch_size: int = 100  # HubSpot batch upsert takes at most 100 inputs
+    rate_per_second: float = 10.0  # requests per second
+    max_attempts: int = 5
+
+
+def load_sync_settings(environ: dict[str, str] | None = None) -> SyncSettings:
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("MAILROOM_DATA_DIR") or project_root() / "data").resolve()
+    destination = (env.get("MAILROOM_CRM_DESTINATION") or "database").strip().lower()
+    if destination not in SYNC_DESTINATIONS:
+        raise SettingsError(f"MAILROOM_CRM_DESTINATION={destination!r} must be one of {', '.join(SYNC_DESTINATIONS)}")
+    mode = (env.get("MAILROOM_CRM_SYNC_MODE") or "upsert").strip().lower().replace("-", "_")
+    if mode not in SYNC_MODES:
+        raise SettingsError(f"MAILROOM_CRM_SYNC_MODE={mode!r} must be one of {', '.join(SYNC_MODES)}")
+    if destination == "hubspot" and not hubspot_access_token(env):
+        raise SettingsError("MAILROOM_CRM_DESTINATION=hubspot needs MAILROOM_HUBSPOT_ACCESS_TOKEN (a private app token)")
+    batch = int(_number(env, "MAILROOM_CRM_BATCH_SIZE", SyncSettings.batch_size))
+    if not 1 <= batch <= 100:
+        raise SettingsError(f"MAILROOM_CRM_BATCH_SIZE={batch} must be between 1 and 100 (HubSpot's batch limit)")
+    return SyncSettings(
+        destination=destination,
+        mode=mode,
+        database_url=env.get("MAILROOM_CRM_DATABASE_URL") or f"sqlite:///{data_dir / 'crm.sqlite'}",
+        database_table=env.get("MAILROOM_CRM_DATABASE_TABLE") or SyncSettings.database_table,
+        hubspot_host=(env.get("MAILROOM_HUBSPOT_HOST") or SyncSettings.hubspot_host).rstrip("/"),
+        hubspot_id_property=env.get("MAILROOM_HUBSPOT_ID_PROPERTY") or SyncSettings.hubspot_id_property,
+        batch_size=batch,
+        rate_per_second=_number(env, "MAILROOM_CRM_RATE_PER_SECOND", SyncSettings.rate_per_second),
+        max_attempts=max(1, int(_number(env, "MAILROOM_CRM_MAX_ATTEMPTS", SyncSettings.max_attempts))),
+    )
+
+
+def hubspot_access_token(environ: dict[str, str] | None = None) -> str:
+    """Read when a request is made, so the token never sits in resource config."""
+    env = os.environ if environ is None else environ
+    return env.get("MAILROOM_HUBSPOT_ACCESS_TOKEN") or ""

@@ -61,7 +61,7 @@ def seed_messages(warehouse: Warehouse, campaign_id: str, customers: list[str], 
     rows, ids = [], []
     for customer in customers:
         message = renderer.render(template="picks_for_you", campaign_id=campaign_id, run_key=run_key,
-                                  customer_id=customer, first_name="Sam", content=unit, products=[
+                                  customer_id=customer, email=email_of(customer), first_name="Sam", content=unit, products=[
                                       {"product_id": "p1", "name": "Lamp", "category": "home", "price": 20, "currency": "USD"}])
         ids.append(message.message_id)
         rows.append((message.message_id, campaign_id, run_key, customer, "a", "seg", "content-1", email_of(customer),

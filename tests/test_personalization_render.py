@@ -1,9 +1,10 @@
 """Message rendering (dagster_project/personalization/render.py) with the real templates in
 content/templates: merge fields stay text, every message can be unsubscribed from and carries the
-footer, tokens resist tampering, Message-IDs are deterministic and headers stay single lines."""
+footer, unsubscribe tokens are opaque and resist tampering, Message-IDs are deterministic and headers stay single lines."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 from email import message_from_bytes, policy
@@ -18,6 +19,7 @@ from dagster_project.personalization.content import ContentUnit
 from dagster_project.personalization.render import (
     MessageRenderer,
     RenderedMessage,
+    UnsubscribeToken,
     message_id_for,
     sign_unsubscribe_token,
     verify_unsubscribe_token,
@@ -61,7 +63,7 @@ def unit(**overrides) -> ContentUnit:
 
 def render(renderer: MessageRenderer, **overrides) -> RenderedMessage:
     arguments = {"template": "picks_for_you", "campaign_id": "weekly-2026-45", "run_key": "run-1",
-                 "customer_id": "cus_00ab", "first_name": "Ada", "content": unit(), "products": PRODUCTS}
+                 "customer_id": "cus_00ab", "email": "ada@example.com", "first_name": "Ada", "content": unit(), "products": PRODUCTS}
     return renderer.render(**{**arguments, **overrides})
 
 
@@ -86,7 +88,8 @@ def test_message_has_content_products_and_greeting(renderer, template):
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_every_message_carries_unsubscribe_and_footer(renderer, template):
-    message = render(renderer, template=template, customer_id="cus_77", campaign_id="cart-abandon")
+    message = render(renderer, template=template, customer_id="cus_77", campaign_id="cart-abandon",
+                     email="sam@example.org")
     url = message.headers["List-Unsubscribe"].removeprefix("<").removesuffix(">")
     assert url.startswith(f"{UNSUBSCRIBE}?token=")
     assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -97,7 +100,7 @@ def test_every_message_carries_unsubscribe_and_footer(renderer, template):
     assert ADDRESS in message.html and ADDRESS in message.text
     # The same name, escaped in HTML and literal in text: each part has its own environment.
     assert "Acme &amp; Co" in message.html and "Acme & Co" in message.text and "&amp;" not in message.text
-    assert verify_unsubscribe_token(SECRET, url.split("token=")[1]) == ("cus_77", "cart-abandon")
+    assert verify_unsubscribe_token(SECRET, url.split("token=")[1]) == ("cus_77", "cart-abandon", "sam@example.org")
 
 
 INJECTIONS = [
@@ -161,12 +164,19 @@ def test_header_injection_cannot_add_a_header_line(renderer):
     assert parsed["Subject"] == "Your picks Bcc: x@y.z"
 
 
-def test_unsubscribe_token_round_trips_and_resists_tampering():
-    token = sign_unsubscribe_token(SECRET, "cus_00ab", "weekly-2026-45")
-    assert verify_unsubscribe_token(SECRET, token) == ("cus_00ab", "weekly-2026-45")
-    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)  # URL-safe, no padding
-    # Every other character at every position, including the last one, whose spare bits base64 ignores.
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+MD5_ID = "5f4dcc3b5aa765d61d8327deb882cf99"  # customer ids may be an md5 of an email
+
+
+@pytest.mark.parametrize("email", ["ada@example.com", "adam@example.com", "adams@example.com"])
+def test_unsubscribe_token_round_trips_and_resists_tampering(email):
+    token = sign_unsubscribe_token(SECRET, "cus_00ab", "weekly-2026-45", email)
+    opened = verify_unsubscribe_token(SECRET, token)
+    assert opened == UnsubscribeToken("cus_00ab", "weekly-2026-45", email)
+    assert (opened.customer_id, opened.campaign_id, opened.email) == ("cus_00ab", "weekly-2026-45", email)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token)  # URL-safe, no padding
+    # Every other character at every position, including the last one, whose spare bits base64
+    # ignores (the three addresses give the three token lengths modulo 3).
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="
     for position, char in enumerate(token):
         for replacement in alphabet.replace(char, ""):
             tampered = token[:position] + replacement + token[position + 1:]
@@ -174,20 +184,66 @@ def test_unsubscribe_token_round_trips_and_resists_tampering():
     assert verify_unsubscribe_token(b"another-secret", token) is None
 
 
+def test_truncated_or_extended_tokens_are_rejected():
+    token = sign_unsubscribe_token(SECRET, "cus_1", "weekly", "a@example.com")
+    for cut in range(len(token)):
+        assert verify_unsubscribe_token(SECRET, token[:cut]) is None
+    for suffix in ("A", "AA", "AAAA", "="):
+        assert verify_unsubscribe_token(SECRET, token + suffix) is None
+
+
+def test_a_token_reveals_neither_the_customer_nor_the_address():
+    email = "jane.doe@example.com"
+    token = sign_unsubscribe_token(SECRET, MD5_ID, "weekly-2026-45", email)
+    readable = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    for secret_value in (MD5_ID, email, "jane.doe", "example.com", "weekly-2026-45"):
+        assert secret_value not in token and secret_value.encode() not in readable
+        for shift in range(3):  # base64 of the value at each of the three byte alignments
+            encoded = base64.urlsafe_b64encode(b"\0" * shift + secret_value.encode()).decode().rstrip("=")
+            assert encoded[4:-2] not in token
+    assert len(token) < 200
+
+
+def test_tokens_differ_per_recipient_and_are_stable_per_recipient():
+    tokens = {sign_unsubscribe_token(SECRET, f"cus_{n}", "weekly", f"p{n}@example.com") for n in range(200)}
+    assert len(tokens) == 200
+    assert sign_unsubscribe_token(SECRET, "cus_1", "w", "a@example.com") == sign_unsubscribe_token(
+        SECRET, "cus_1", "w", "a@example.com")
+    assert sign_unsubscribe_token(SECRET, "cus_1", "w", "a@example.com") != sign_unsubscribe_token(
+        SECRET, "cus_1", "w", "b@example.com")
+
+
 def test_a_token_for_one_customer_cannot_be_rewritten_for_another():
-    token = sign_unsubscribe_token(SECRET, "cus_1", "weekly")
-    other_payload = sign_unsubscribe_token(b"attacker", "cus_2", "weekly").split(".")[0]
-    assert verify_unsubscribe_token(SECRET, other_payload + "." + token.split(".")[1]) is None
+    token = sign_unsubscribe_token(SECRET, "cus_1", "weekly", "one@example.com")
+    other = sign_unsubscribe_token(SECRET, "cus_2", "weekly", "two@example.com")
+    mine, theirs = (base64.urlsafe_b64decode(t + "=" * (-len(t) % 4)) for t in (token, other))
+    # Header and nonce of one token with the sealed payload of the other, and vice versa.
+    for spliced in (mine[:13] + theirs[13:], theirs[:13] + mine[13:]):
+        candidate = base64.urlsafe_b64encode(spliced).decode().rstrip("=")
+        assert verify_unsubscribe_token(SECRET, candidate) is None
+    forged = sign_unsubscribe_token(b"attacker", "cus_2", "weekly", "attacker@example.com")
+    assert verify_unsubscribe_token(SECRET, forged) is None
 
 
-@pytest.mark.parametrize("token", ["", ".", "abc", "a.b.c", "!!!.###", "Y3VzXzE.é", "bm9waXBl.AAAA"])
+@pytest.mark.parametrize("token", ["", ".", "abc", "a.b.c", "!!!.###", "Y3VzXzE.é", "bm9waXBl.AAAA",
+                                   "A" * 40, "AQ" + "A" * 60, None, 12345])
 def test_malformed_tokens_are_rejected(token):
     assert verify_unsubscribe_token(SECRET, token) is None
 
 
-def test_customer_ids_with_the_delimiter_are_refused():
-    with pytest.raises(ValueError, match="contains '\\|'"):
-        sign_unsubscribe_token(SECRET, "cus_1|x", "weekly")
+@pytest.mark.parametrize("customer_id", ["cus_1|x", "ünïcödé", "a" * 300, "with\nnewline", "x.y=z&w"])
+def test_any_customer_id_round_trips(customer_id):
+    token = sign_unsubscribe_token(SECRET, customer_id, "weekly|b", "o'neil+tag@example.com")
+    assert verify_unsubscribe_token(SECRET, token) == (customer_id, "weekly|b", "o'neil+tag@example.com")
+
+
+@pytest.mark.parametrize("fields", [("", "weekly", "a@b.co"), ("cus_1", "", "a@b.co"), ("cus_1", "weekly", ""),
+                                    ("cus_1", "weekly", None)])
+def test_tokens_need_every_field(fields):
+    with pytest.raises(ValueError, match="non-empty"):
+        sign_unsubscribe_token(SECRET, *fields)
+    with pytest.raises(ValueError, match="secret is empty"):
+        sign_unsubscribe_token(b"", "cus_1", "weekly", "a@b.co")
 
 
 def test_message_id_is_deterministic_and_unique_per_send():
@@ -257,7 +313,7 @@ def test_two_thousand_messages_are_all_correct(renderer):
     assert len({m.message_id for m in messages}) == 2000
     for i, message in enumerate(messages):
         token = message.headers["List-Unsubscribe"].split("token=")[1].rstrip(">")
-        assert verify_unsubscribe_token(SECRET, token) == (f"cus_{i:08x}", "weekly-2026-45")
+        assert verify_unsubscribe_token(SECRET, token) == (f"cus_{i:08x}", "weekly-2026-45", "ada@example.com")
         greeting = "Hi there," if i % 7 == 0 else f"Hi Name{i},"
         assert greeting in message.html and greeting in message.text
         assert ADDRESS in message.html and ADDRESS in message.text

@@ -4,9 +4,15 @@ import dagster as dg
 
 from dagster_project.dbt_project import mailroom_dbt
 from dagster_project.defs.activation.resource import ActivationResource
+from dagster_project.defs.engagement.resource import CrmSyncResource
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.resources import MailroomDbtResource, WarehouseResource, dbt_executable
-from dagster_project.settings import load_activation_settings, load_personalization_settings, load_settings
+from dagster_project.settings import (
+    load_activation_settings,
+    load_personalization_settings,
+    load_settings,
+    load_sync_settings,
+)
 
 
 @dg.definitions
@@ -19,6 +25,7 @@ def resources() -> dg.Definitions:
                 load_personalization_settings(), settings.data_dir, settings.phone_default_region
             ),
             "activation": ActivationResource.from_settings(load_activation_settings()),
+            "crm": CrmSyncResource.from_settings(load_sync_settings()),
             "dbt": MailroomDbtResource(
                 project_dir=mailroom_dbt,
                 target=settings.dbt_target,

@@ -119,13 +119,21 @@ def parse_consent_event(record: dict, clock: Clock) -> tuple:
     address = _email_field(record, "email")
     if user_id is None and address is None:
         raise Rejected("missing required field: user_id or email")
+    channel = choice(record, "channel", CONSENT_CHANNELS)
+    status = choice(record, "status", CONSENT_STATUSES)
+    # An opt-out applies in every jurisdiction, so it may come without one (the unsubscribe link does
+    # not know where the recipient lives); an opt-in's validity depends on it, so it must say.
+    jurisdiction = (
+        None if status == "opt_out" and record.get("jurisdiction") in (None, "")
+        else choice(record, "jurisdiction", JURISDICTIONS)
+    )
     return (
         event_id,
         user_id,
         address,
-        choice(record, "channel", CONSENT_CHANNELS),
-        choice(record, "status", CONSENT_STATUSES),
-        choice(record, "jurisdiction", JURISDICTIONS),
+        channel,
+        status,
+        jurisdiction,
         choice(record, "lawful_basis", LAWFUL_BASES),
         text(record, "source", required=True),
         clock.iso(record, "occurred_at", required=True),

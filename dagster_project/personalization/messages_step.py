@@ -85,7 +85,7 @@ def render_campaign_messages(
             content_key, words = state.content[(segment_key, variant)]
             message = renderer.render(
                 template=campaign.template, campaign_id=campaign.campaign_id, run_key=run_key,
-                customer_id=customer_id, first_name=first_name, content=words,
+                customer_id=customer_id, email=email, first_name=first_name, content=words,
                 products=state.products.get(customer_id, ()),
             )
             messages.append((

@@ -2,6 +2,10 @@
 
 Templates are compiled once per renderer, in a sandbox; customer data and LLM-written words reach
 them only as variables, never as template source, so "{{ 7*7 }}" in a name stays text.
+
+Every message carries an RFC 8058 one-click unsubscribe link whose token is opaque: the customer id,
+campaign and address inside it are encrypted and authenticated with a key derived from the
+unsubscribe secret, so the link reveals nothing and the receiver (reverse_etl/receiver) can trust it.
 """
 
 from __future__ import annotations
@@ -11,10 +15,17 @@ import binascii
 import hashlib
 import hmac
 import re
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -29,6 +40,22 @@ _NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}
 
 
+TOKEN_VERSION = b"\x01"
+_TOKEN_KEY_INFO = b"mailroom unsubscribe token v1"
+_NONCE_BYTES = 12
+_TOKEN_TAG_BYTES = 16
+_FIELD_LENGTH = struct.Struct(">H")
+_URLSAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class UnsubscribeToken(NamedTuple):
+    """What an unsubscribe link carries, readable only with the secret."""
+
+    customer_id: str
+    campaign_id: str
+    email: str
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -37,30 +64,79 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign_unsubscribe_token(secret: bytes, customer_id: str, campaign_id: str) -> str:
-    """A token that proves we issued this unsubscribe link for this customer and campaign."""
-    if "|" in customer_id:
-        # The payload is split at the first "|", so a "|" in the id would make tokens ambiguous.
-        raise ValueError(f"customer_id {customer_id!r} contains '|', which unsubscribe tokens reserve")
-    payload = f"{customer_id}|{campaign_id}".encode()
-    return f"{_b64(payload)}.{_b64(hmac.digest(secret, payload, 'sha256'))}"
+@lru_cache(maxsize=8)
+def _token_keys(secret: bytes) -> tuple[AESGCM, bytes]:
+    """AES-256-GCM and a nonce key, both derived from the secret (HKDF), never the secret itself."""
+    keys = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=_TOKEN_KEY_INFO).derive(secret)
+    return AESGCM(keys[:32]), keys[32:]
 
 
-def verify_unsubscribe_token(secret: bytes, token: str) -> tuple[str, str] | None:
-    """(customer_id, campaign_id) for a token we signed; None when it is malformed or tampered with."""
-    if not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
+def _pack(fields: Sequence[str]) -> bytes:
+    packed = bytearray()
+    for value in fields:
+        data = value.encode()
+        packed += _FIELD_LENGTH.pack(len(data)) + data
+    return bytes(packed)
+
+
+def _unpack(data: bytes, count: int) -> list[str] | None:
+    fields, position = [], 0
+    for _ in range(count):
+        if position + _FIELD_LENGTH.size > len(data):
+            return None
+        (length,) = _FIELD_LENGTH.unpack_from(data, position)
+        position += _FIELD_LENGTH.size
+        if position + length > len(data):
+            return None
+        fields.append(data[position:position + length].decode())
+        position += length
+    return fields if position == len(data) else None
+
+
+def sign_unsubscribe_token(secret: bytes, customer_id: str, campaign_id: str, email: str) -> str:
+    """An opaque, URL-safe token for one recipient's unsubscribe link: customer, campaign and address
+    are encrypted and authenticated (AES-GCM), so the link reveals none of them and cannot be forged
+    or altered without the secret."""
+    if not secret:
+        raise ValueError("the unsubscribe secret is empty; set MAILROOM_UNSUBSCRIBE_SECRET or let Mailroom create one")
+    fields = (customer_id, campaign_id, email)
+    for name, value in zip(("customer_id", "campaign_id", "email"), fields):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"an unsubscribe token needs a non-empty {name}")
+        if len(value.encode()) > 0xFFFF:
+            raise ValueError(f"{name} is longer than an unsubscribe token can carry (65,535 bytes)")
+    cipher, nonce_key = _token_keys(secret)
+    plain = _pack(fields)
+    # A synthetic nonce (keyed hash of the plaintext, as in SIV): the same recipient and campaign get
+    # the same link on every render, so rendering stays deterministic, and two different plaintexts
+    # share a nonce only with probability 2**-96.
+    nonce = hmac.digest(nonce_key, TOKEN_VERSION + plain, "sha256")[:_NONCE_BYTES]
+    sealed = cipher.encrypt(nonce, plain, TOKEN_VERSION)
+    return _b64(TOKEN_VERSION + nonce + sealed)
+
+
+def verify_unsubscribe_token(secret: bytes, token: object) -> UnsubscribeToken | None:
+    """(customer_id, campaign_id, email) of a token we issued; None for anything else: malformed,
+    truncated, altered, or issued under another secret."""
+    if not secret or not isinstance(token, str) or not _URLSAFE_TOKEN.fullmatch(token):
         return None
     try:
-        payload = _unb64(token.partition(".")[0]).decode()
-    except (binascii.Error, ValueError):  # bad base64 or bad UTF-8
+        data = _unb64(token)
+    except (binascii.Error, ValueError):
         return None
-    customer_id, sep, campaign_id = payload.partition("|")
-    if not sep or not customer_id:
+    # Only the canonical spelling counts: base64 ignores a last character's spare bits, so two
+    # spellings could decode to the same bytes.
+    if _b64(data) != token or len(data) < 1 + _NONCE_BYTES + _TOKEN_TAG_BYTES or data[:1] != TOKEN_VERSION:
         return None
-    # Re-sign and compare whole tokens: base64 ignores a last character's spare bits, so comparing
-    # decoded bytes would accept altered spellings of a valid token.
-    expected = sign_unsubscribe_token(secret, customer_id, campaign_id)
-    return (customer_id, campaign_id) if hmac.compare_digest(expected, token) else None
+    nonce, sealed = data[1:1 + _NONCE_BYTES], data[1 + _NONCE_BYTES:]
+    try:
+        plain = _token_keys(secret)[0].decrypt(nonce, sealed, TOKEN_VERSION)
+        fields = _unpack(plain, 3)
+    except (InvalidTag, UnicodeDecodeError):
+        return None
+    if fields is None or not all(fields):
+        return None
+    return UnsubscribeToken(*fields)
 
 
 def message_id_for(campaign_id: str, run_key: str, customer_id: str, domain: str) -> str:
@@ -145,6 +221,7 @@ class MessageRenderer:
         campaign_id: str,
         run_key: str,
         customer_id: str,
+        email: str,
         first_name: str | None,
         content: ContentUnit,
         products: Sequence[Mapping] = (),
@@ -158,7 +235,8 @@ class MessageRenderer:
                 f"{self.templates_dir}; available: {', '.join(self.template_names)}"
             ) from None
 
-        token = sign_unsubscribe_token(self._secret, customer_id, campaign_id)
+        # The address rides in the (encrypted) token: the receiver records the opt-out against it.
+        token = sign_unsubscribe_token(self._secret, customer_id, campaign_id, email)
         unsubscribe_url = f"{self._unsubscribe_base_url}{self._separator}token={token}"
         message_id = message_id_for(campaign_id, run_key, customer_id, self._sender_domain)
         subject, preheader = one_line(content.subject), one_line(content.preheader)

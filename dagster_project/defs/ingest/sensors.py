@@ -35,7 +35,7 @@ def landing_fingerprints(landing_dir) -> dict[str, str]:
 
 @dg.sensor(
     job=ingest_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=30,  # an unsubscribe must reach raw.consent_events before the next send
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Watches the landing directory and runs ingest for sources with new or changed files.",
 )

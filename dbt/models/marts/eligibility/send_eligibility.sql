@@ -3,7 +3,8 @@
 --   no_email               no linked email address
 --   hard_bounced           the provider reported a hard bounce for the address
 --   spam_complaint         the customer reported a message as spam
---   opted_out              the latest consent change for email is an opt-out
+--   opted_out              the latest consent change for email is an opt-out, or the provider
+--                          reported an unsubscribe
 --   no_explicit_consent    EU, UK (GDPR) and OTHER need an explicit opt-in (lawful basis consent)
 --   no_casl_consent        CA (CASL) needs express consent or implied consent ...
 --   casl_implied_expired   ... and implied consent lasts 2 years after a purchase, 6 months after an inquiry
@@ -25,10 +26,11 @@ provider_suppressions as (
     select
         identifiers.customer_id,
         max(case when esp.event_type = 'bounce' and coalesce(esp.bounce_type, 'bounce') = 'bounce' then 1 else 0 end) as has_hard_bounce,
-        max(case when esp.event_type = 'spamreport' then 1 else 0 end) as has_spam_report
+        max(case when esp.event_type = 'spamreport' then 1 else 0 end) as has_spam_report,
+        max(case when esp.event_type in ('unsubscribe', 'group_unsubscribe') then 1 else 0 end) as has_unsubscribe
     from {{ ref('stg_esp__events') }} as esp
     join identifiers on identifiers.identifier_value = lower(trim(esp.email))
-    where esp.event_type in ('bounce', 'spamreport')
+    where esp.event_type in ('bounce', 'spamreport', 'unsubscribe', 'group_unsubscribe')
     group by identifiers.customer_id
 ),
 
@@ -73,7 +75,9 @@ evaluated as (
             when customers.email is null then 'no_email'
             when coalesce(provider_suppressions.has_hard_bounce, 0) = 1 then 'hard_bounced'
             when coalesce(provider_suppressions.has_spam_report, 0) = 1 then 'spam_complaint'
-            when email_consent.consent_status = 'opt_out' then 'opted_out'
+            -- an unsubscribe at the provider withdraws consent just like an opt-out
+            when email_consent.consent_status = 'opt_out'
+                or coalesce(provider_suppressions.has_unsubscribe, 0) = 1 then 'opted_out'
             when customers.jurisdiction in ('EU', 'UK', 'OTHER')
                 -- coalesce: a customer without any consent change has not opted in.
                 and not (coalesce(email_consent.consent_status, '') = 'opt_in'

@@ -1,0 +1,49 @@
+"""python -m reverse_etl.receiver: serve the webhook and unsubscribe receiver with uvicorn.
+
+Configuration comes from the environment through dagster_project.settings: MAILROOM_RECEIVER_HOST /
+MAILROOM_RECEIVER_PORT (127.0.0.1:8025), MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY,
+MAILROOM_WEBHOOK_MAX_AGE_SECONDS, MAILROOM_LANDING_DIR / MAILROOM_DATA_DIR, MAILROOM_UNSUBSCRIBE_URL
+(its path is served) and MAILROOM_UNSUBSCRIBE_SECRET (else the key in the data directory).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from dagster_project.settings import (
+    SettingsError,
+    load_personalization_settings,
+    load_receiver_settings,
+    load_settings,
+    unsubscribe_secret,
+)
+from reverse_etl.receiver.app import DEFAULT_UNSUBSCRIBE_PATH, WEBHOOK_PATH, create_app
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        receiver = load_receiver_settings()
+        unsubscribe_path = urlsplit(load_personalization_settings().unsubscribe_url).path or DEFAULT_UNSUBSCRIBE_PATH
+        app = create_app(settings, receiver, unsubscribe_secret(settings.data_dir), unsubscribe_path=unsubscribe_path)
+    except SettingsError as error:
+        print(f"mailroom receiver: {error}", file=sys.stderr)
+        return 2
+    base = f"http://{receiver.host}:{receiver.port}"
+    print(f"Mailroom receiver listening on {base}", flush=True)
+    print(f"  SendGrid Event Webhook: POST {base}{WEBHOOK_PATH}", flush=True)
+    print(f"  one-click unsubscribe:  GET/POST {base}{unsubscribe_path}?token=...", flush=True)
+    print(f"  landing directory:      {settings.landing_dir}", flush=True)
+    # No access log: unsubscribe URLs carry tokens, which must not reach log files.
+    uvicorn.run(app, host=receiver.host, port=receiver.port, access_log=False, proxy_headers=True,
+                server_header=False, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

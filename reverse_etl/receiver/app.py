@@ -1,0 +1,150 @@
+"""The receiver's HTTP surface: routes, status codes and the order of checks.
+
+POST /webhooks/sendgrid      signed SendGrid Event Webhook -> landing esp/webhook-*.jsonl, then 200
+GET  <unsubscribe path>      confirmation page with a preference choice (changes nothing)
+POST <unsubscribe path>      RFC 8058 one-click, or the page's form -> landing consent/unsubscribe-*.jsonl
+GET  /healthz                200 while the process serves
+
+Files are written (and fsynced) before the answer, so a 2xx means the data is on disk; a failure to
+write answers 500 and SendGrid retries. Log lines never hold an address or a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dagster_project.personalization.render import verify_unsubscribe_token
+from dagster_project.settings import ReceiverSettings, Settings
+from reverse_etl.receiver import pages
+from reverse_etl.receiver.events import MalformedBody, split_events
+from reverse_etl.receiver.landing_writer import write_landing_file
+from reverse_etl.receiver.signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureRejected,
+    WebhookVerifier,
+    load_public_key,
+)
+from reverse_etl.receiver.unsubscribe import record_opt_out
+
+WEBHOOK_PATH = "/webhooks/sendgrid"
+DEFAULT_UNSUBSCRIBE_PATH = "/unsubscribe"
+ESP_SOURCE = "esp"  # the landing sub-folder the ESP event ingest reads
+WEBHOOK_FILE_PREFIX = "webhook"
+MAX_FORM_BYTES = 64 * 1024  # an unsubscribe form is a few dozen bytes
+
+log = logging.getLogger("mailroom.receiver")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (BodyTooLarge) as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    settings: Settings,
+    receiver: ReceiverSettings,
+    secret: bytes,
+    *,
+    unsubscribe_path: str = DEFAULT_UNSUBSCRIBE_PATH,
+) -> Starlette:
+    """The receiver app writing into settings.landing_dir. `secret` opens unsubscribe tokens (see
+    dagster_project.settings.unsubscribe_secret); `unsubscribe_path` is the path of
+    MAILROOM_UNSUBSCRIBE_URL. Raises SettingsError when a configured webhook key is not a P-256 key."""
+    if not secret:
+        raise ValueError("the unsubscribe secret is empty; unsubscribe links could not be verified")
+    if not unsubscribe_path.startswith("/") or unsubscribe_path in (WEBHOOK_PATH, "/healthz"):
+        raise ValueError(f"unsubscribe path {unsubscribe_path!r} must start with '/' and not clash with another route")
+    landing_dir = Path(settings.landing_dir)
+    verifier = WebhookVerifier(
+        load_public_key(receiver.sendgrid_public_key) if receiver.sendgrid_public_key else None,
+        receiver.max_age_seconds,
+    )
+    if verifier.public_key is None:
+        log.warning("MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY is not set: every webhook request will be refused (401)")
+
+    def land_events(signature: str | None, timestamp: str, body: bytes) -> JSONResponse:
+        verifier.verify(signature, timestamp, body)  # raises SignatureRejected
+        events = split_events(body)  # raises MalformedBody
+        if events:
+            path = write_landing_file(landing_dir / ESP_SOURCE, WEBHOOK_FILE_PREFIX, events)
+            log.info("webhook: %d events landed in %s", len(events), path.name)
+        return JSONResponse({"accepted": len(events)})
+
+    async def sendgrid_webhook(request: Request) -> Response:
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
+        try:
+            verifier.check_timestamp(timestamp, time.time())
+            body = await _read_body(request, receiver.max_body_bytes)
+            return await run_in_threadpool(land_events, request.headers.get(SIGNATURE_HEADER), timestamp, body)
+        except SignatureRejected as error:
+            log.warning("webhook refused: %s", error)
+            return JSONResponse({"error": str(error)}, status_code=401)
+        except BodyTooLarge:
+            return JSONResponse({"error": f"body larger than {receiver.max_body_bytes} bytes"}, status_code=413)
+        except MalformedBody as error:
+            log.warning("webhook refused: %s", error)
+            return JSONResponse({"error": str(error)}, status_code=400)
+
+    async def unsubscribe_page(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        opened = verify_unsubscribe_token(secret, token)
+        if opened is None:
+            return pages.invalid_link_page()
+        return pages.confirmation_page(unsubscribe_path, token, opened.email)
+
+    async def unsubscribe(request: Request) -> Response:
+        try:
+            body = await _read_body(request, MAX_FORM_BYTES)
+        except BodyTooLarge:
+            return Response("form too large", status_code=413)
+        form = {}
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            form = {name: values[-1] for name, values in parse_qs(body.decode("latin-1")).items()}
+        token = request.query_params.get("token") or form.get("token", "")
+        opened = verify_unsubscribe_token(secret, token)
+        if opened is None:
+            log.info("unsubscribe refused: invalid or missing token")
+            return pages.invalid_link_page()
+        # RFC 8058's one-click POST carries List-Unsubscribe=One-Click (form-encoded or multipart);
+        # the confirmation page posts choice=all or choice=keep. Only "keep" leaves consent as it is.
+        choice = form.get("choice", "all")
+        if choice == "keep":
+            return pages.kept_page()
+        if choice != "all":
+            return pages.bad_choice_page()
+        path = await run_in_threadpool(record_opt_out, landing_dir, opened)
+        log.info("unsubscribe recorded for campaign %s in %s", opened.campaign_id, path.name)
+        return pages.unsubscribed_page()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[
+        Route(WEBHOOK_PATH, sendgrid_webhook, methods=["POST"]),
+        Route(unsubscribe_path, unsubscribe_page, methods=["GET"]),
+        Route(unsubscribe_path, unsubscribe, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])

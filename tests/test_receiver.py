@@ -1,0 +1,372 @@
+"""The webhook and unsubscribe receiver (reverse_etl/receiver), over real HTTP on 127.0.0.1: signed
+SendGrid webhooks are landed exactly as received and only when the signature, timestamp and body are
+right; a burst of 10,000 events loses and duplicates none after ingest (DuckDB and PostgreSQL); the
+one-click unsubscribe records an opt-out that the consent ingest loads, and nothing else does."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dagster_project.ingest.loader import ingest_source
+from dagster_project.ingest.sources import SOURCES
+from dagster_project.ingest.values import Clock, Rejected
+from dagster_project.personalization.render import sign_unsubscribe_token
+from dagster_project.settings import ReceiverSettings, Settings, SettingsError
+from dagster_project.warehouse import Warehouse
+from reverse_etl.receiver import create_app
+
+SECRET = b"receiver-test-secret"
+SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+EVENT_TIME = 1761955200  # 2025-11-01, in the past for the ingest's clock
+WEBHOOK_FILE = re.compile(r"webhook-\d{8}T\d{6}-[0-9a-f]{32}\.jsonl")
+UNSUBSCRIBE_FILE = re.compile(r"unsubscribe-\d{8}T\d{6}-[0-9a-f]{32}\.jsonl")
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def verification_key(private_key: ec.EllipticCurvePrivateKey, pem: bool = False) -> str:
+    """The public key as SendGrid shows it (base64 DER SubjectPublicKeyInfo), or as PEM."""
+    public = private_key.public_key()
+    if pem:
+        return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+def signed_headers(private_key, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Sign like SendGrid: ECDSA P-256 / SHA-256 over the timestamp header value + the raw body."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = private_key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {SIGNATURE: base64.b64encode(signature).decode(), TIMESTAMP: stamp, "Content-Type": "application/json"}
+
+
+def event(number: int, **fields) -> dict:
+    return {"email": f"person{number}@example.com", "timestamp": EVENT_TIME, "event": "delivered",
+            "sg_event_id": f"sg-{number:06d}", "sg_message_id": f"msg-{number}.filter0001", **fields}
+
+
+@contextmanager
+def serving(settings: Settings, receiver: ReceiverSettings, secret: bytes = SECRET) -> Iterator[str]:
+    """The real app under uvicorn on 127.0.0.1 and a free port; yields the base URL."""
+    config = uvicorn.Config(create_app(settings, receiver, secret), host="127.0.0.1", port=0,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the receiver did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def request(url: str, body: bytes | None = None, headers: dict | None = None,
+            method: str | None = None) -> tuple[int, str]:
+    call = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(call, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def landed(settings: Settings, source: str) -> list[Path]:
+    folder = settings.landing_dir / source
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.fixture
+def local_settings(tmp_path) -> Settings:
+    return Settings(warehouse="duckdb", data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def receiver(signing_key) -> ReceiverSettings:
+    return ReceiverSettings(sendgrid_public_key=verification_key(signing_key), max_age_seconds=300)
+
+
+@pytest.fixture
+def base_url(local_settings, receiver) -> Iterator[str]:
+    with serving(local_settings, receiver) as url:
+        yield url
+
+
+# --- the signed Event Webhook ---------------------------------------------------------------------
+
+def test_a_signed_webhook_is_landed_exactly_as_received(base_url, local_settings, signing_key):
+    events = [event(1), event(2, event="open", sg_machine_open=True, useragent="Mozilla/5.0 (é)"),
+              event(3, event="click", url="https://shop.example.com/?a=1&b=2", category=["weekly", "picks"])]
+    body = json.dumps(events).encode()
+    status, answer = request(f"{base_url}/webhooks/sendgrid", body, signed_headers(signing_key, body))
+    assert (status, json.loads(answer)) == (200, {"accepted": 3})
+    files = landed(local_settings, "esp")
+    assert len(files) == 1 and WEBHOOK_FILE.fullmatch(files[0].name)  # no temporary file left behind
+    assert files[0].read_text(encoding="utf-8").splitlines() == [json.dumps(e) for e in events]
+
+
+def test_each_event_stays_on_one_line_when_the_body_is_pretty_printed(base_url, local_settings, signing_key):
+    events = [event(1, reason="550 5.1.1 \"unknown\"\nuser"), event(2)]
+    body = json.dumps(events, indent=2).encode()
+    assert request(f"{base_url}/webhooks/sendgrid", body, signed_headers(signing_key, body))[0] == 200
+    lines = landed(local_settings, "esp")[0].read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == events
+
+
+def test_every_webhook_request_gets_its_own_file(base_url, local_settings, signing_key):
+    for number in range(3):
+        body = json.dumps([event(number)]).encode()
+        assert request(f"{base_url}/webhooks/sendgrid", body, signed_headers(signing_key, body))[0] == 200
+    files = landed(local_settings, "esp")
+    assert len(files) == 3 and len({path.name for path in files}) == 3
+
+
+def _tampered(key, body):
+    headers = signed_headers(key, body)
+    return body.replace(b"delivered", b"bounce"), headers
+
+
+def _wrong_key(key, body):
+    return body, signed_headers(ec.generate_private_key(ec.SECP256R1()), body)
+
+
+def _missing_signature(key, body):
+    headers = signed_headers(key, body)
+    del headers[SIGNATURE]
+    return body, headers
+
+
+def _missing_timestamp(key, body):
+    headers = signed_headers(key, body)
+    del headers[TIMESTAMP]
+    return body, headers
+
+
+def _stale(key, body):
+    return body, signed_headers(key, body, timestamp=int(time.time()) - 301)
+
+
+def _future(key, body):
+    return body, signed_headers(key, body, timestamp=int(time.time()) + 3600)
+
+
+def _timestamp_swapped(key, body):
+    headers = signed_headers(key, body, timestamp=int(time.time()) - 10)
+    headers[TIMESTAMP] = str(int(time.time()))  # a fresh timestamp on an old signature
+    return body, headers
+
+
+def _garbage_signature(key, body):
+    headers = signed_headers(key, body)
+    headers[SIGNATURE] = "not base64!"
+    return body, headers
+
+
+@pytest.mark.parametrize("forge", [_tampered, _wrong_key, _missing_signature, _missing_timestamp, _stale, _future,
+                                   _timestamp_swapped, _garbage_signature])
+def test_unsigned_tampered_or_replayed_webhooks_are_refused(base_url, local_settings, signing_key, forge):
+    body, headers = forge(signing_key, json.dumps([event(1)]).encode())
+    status, answer = request(f"{base_url}/webhooks/sendgrid", body, headers)
+    assert status == 401 and json.loads(answer)["error"]
+    assert landed(local_settings, "esp") == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"event": "open"}', b"[1, 2]", b'[{"a": 1}, ]', b'[{"a": 1}] x',
+                                  b'[{"a": 1}', b"\xff\xfe[]", b'[{"a": NaN}]', b"", b'[{"a": 1}, "b"]'])
+def test_malformed_bodies_are_refused_with_400(base_url, local_settings, signing_key, body):
+    status, _ = request(f"{base_url}/webhooks/sendgrid", body, signed_headers(signing_key, body), method="POST")
+    assert status == 400
+    assert landed(local_settings, "esp") == []
+
+
+def test_an_empty_batch_is_acknowledged_without_a_file(base_url, local_settings, signing_key):
+    body = b"[]"
+    status, answer = request(f"{base_url}/webhooks/sendgrid", body, signed_headers(signing_key, body))
+    assert (status, json.loads(answer)) == (200, {"accepted": 0})
+    assert landed(local_settings, "esp") == []
+
+
+def test_an_oversized_body_is_refused_with_413(local_settings, receiver, signing_key):
+    body = json.dumps([event(n) for n in range(50)]).encode()
+    with serving(local_settings, replace(receiver, max_body_bytes=len(body) - 1)) as url:
+        assert request(f"{url}/webhooks/sendgrid", body, signed_headers(signing_key, body))[0] == 413
+        small = json.dumps([event(1)]).encode()
+        assert request(f"{url}/webhooks/sendgrid", small, signed_headers(signing_key, small))[0] == 200
+    assert len(landed(local_settings, "esp")) == 1
+
+
+def test_without_a_configured_key_every_webhook_is_refused(local_settings, signing_key):
+    body = json.dumps([event(1)]).encode()
+    with serving(local_settings, ReceiverSettings(sendgrid_public_key="")) as url:
+        status, answer = request(f"{url}/webhooks/sendgrid", body, signed_headers(signing_key, body))
+    assert status == 401 and "MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY" in json.loads(answer)["error"]
+    assert landed(local_settings, "esp") == []
+
+
+def test_a_pem_key_works_and_a_bad_key_fails_at_startup(local_settings, signing_key):
+    body = json.dumps([event(1)]).encode()
+    with serving(local_settings, ReceiverSettings(sendgrid_public_key=verification_key(signing_key, pem=True))) as url:
+        assert request(f"{url}/webhooks/sendgrid", body, signed_headers(signing_key, body))[0] == 200
+    with pytest.raises(SettingsError, match="MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY"):
+        create_app(local_settings, ReceiverSettings(sendgrid_public_key="bm90IGEga2V5"), SECRET)
+    p384 = verification_key(ec.generate_private_key(ec.SECP384R1()))
+    with pytest.raises(SettingsError, match="P-256"):
+        create_app(local_settings, ReceiverSettings(sendgrid_public_key=p384), SECRET)
+
+
+def test_a_burst_of_ten_thousand_events_loses_and_duplicates_none(settings, signing_key):
+    receiver = ReceiverSettings(sendgrid_public_key=verification_key(signing_key))
+    batches = [json.dumps([event(batch * 100 + n) for n in range(100)]).encode() for batch in range(100)]
+    # SendGrid retries: some batches arrive twice, and two events again inside another batch.
+    retried = batches[:10] + [json.dumps([event(5), event(9_999)]).encode()]
+    with serving(settings, receiver) as url:
+        def post(body: bytes) -> int:
+            return request(f"{url}/webhooks/sendgrid", body, signed_headers(signing_key, body))[0]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(post, batches + retried))
+    assert statuses == [200] * 111
+    assert len(landed(settings, "esp")) == 111
+
+    warehouse = Warehouse(settings)
+    ingest_source(warehouse, SOURCES["esp"], settings.landing_dir, workers=1)
+    with warehouse.connect() as conn:
+        assert conn.scalar("select count(*) from raw.esp_events") == 10_000
+        ids = {row[0] for row in conn.fetchall("select sg_event_id from raw.esp_events")}
+        # Every re-delivered copy is accounted for: 1,000 + 2 duplicates kept with their reason.
+        reasons = conn.fetchall("select reason, count(*) from raw.quarantine where source = 'esp' group by reason")
+    assert reasons == [("duplicate key: sg_event_id seen before", 1_002)]
+    assert ids == {f"sg-{n:06d}" for n in range(10_000)}
+
+
+# --- one-click unsubscribe ------------------------------------------------------------------------
+
+def token_for(email: str = "ada@example.com", campaign: str = "weekly-2026-45", secret: bytes = SECRET) -> str:
+    return sign_unsubscribe_token(secret, "5f4dcc3b5aa765d61d8327deb882cf99", campaign, email)
+
+
+def unsubscribe_url(base_url: str, token: str | None) -> str:
+    return f"{base_url}/unsubscribe" + (f"?token={urllib.parse.quote(token)}" if token is not None else "")
+
+
+ONE_CLICK = (b"List-Unsubscribe=One-Click", {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def test_one_click_unsubscribe_lands_an_opt_out_that_ingests(settings, caplog):
+    caplog.set_level(logging.INFO)
+    token = token_for("Ada.Lovelace@example.com")
+    with serving(settings, ReceiverSettings()) as url:
+        status, page = request(unsubscribe_url(url, token), *ONE_CLICK)
+    assert status == 200 and "You are unsubscribed" in page
+    files = landed(settings, "consent")
+    assert len(files) == 1 and UNSUBSCRIBE_FILE.fullmatch(files[0].name)
+    [line] = files[0].read_text().splitlines()
+    record = json.loads(line)
+    assert {k: v for k, v in record.items() if k not in ("event_id", "occurred_at")} == {
+        "email": "Ada.Lovelace@example.com", "channel": "email", "status": "opt_out", "lawful_basis": "consent",
+        "source": "unsubscribe_link:weekly-2026-45"}
+    assert "jurisdiction" not in record
+    occurred = datetime.fromisoformat(record["occurred_at"])
+    assert abs((datetime.now(timezone.utc) - occurred).total_seconds()) < 600
+
+    warehouse = Warehouse(settings)
+    report = ingest_source(warehouse, SOURCES["consent"], settings.landing_dir, workers=1)
+    assert report.rows_quarantined == 0
+    with warehouse.connect() as conn:
+        rows = conn.fetchall("select event_id, email, channel, status, jurisdiction, lawful_basis, source "
+                             "from raw.consent_events")
+    assert rows == [(record["event_id"], "Ada.Lovelace@example.com", "email", "opt_out", None, "consent",
+                     "unsubscribe_link:weekly-2026-45")]
+    # Neither the address nor the token reaches a log line.
+    assert "unsubscribe recorded" in caplog.text
+    assert "lovelace" not in caplog.text.lower() and token not in caplog.text
+
+
+@pytest.mark.parametrize("token", [None, "", "garbage", token_for()[:-3], token_for(secret=b"other-secret"),
+                                   token_for()[:20] + ("A" if token_for()[20] != "A" else "B") + token_for()[21:]])
+def test_an_invalid_token_is_refused_and_changes_nothing(base_url, local_settings, token):
+    status, page = request(unsubscribe_url(base_url, token), *ONE_CLICK)
+    assert status == 400 and "not valid" in page
+    assert request(unsubscribe_url(base_url, token))[0] == 400  # the confirmation page too
+    assert landed(local_settings, "consent") == []
+
+
+def test_the_confirmation_page_offers_the_choice_escapes_and_changes_nothing(base_url, local_settings):
+    token = token_for("<b>o'neil</b>@ex&ample.com")
+    status, page = request(unsubscribe_url(base_url, token))
+    assert status == 200
+    assert 'name="choice" value="all"' in page and "Unsubscribe from all marketing email" in page
+    assert 'name="choice" value="keep"' in page and "Keep me subscribed" in page
+    assert f'action="/unsubscribe?token={token}"' in page and 'method="post"' in page
+    assert "&lt;***@ex&amp;ample.com" in page  # masked, escaped
+    assert "<b>" not in page and "o'neil" not in page and "ex&ample" not in page
+    assert "<script" not in page and "http" not in page.split("<body>")[1]  # self-contained
+    assert landed(local_settings, "consent") == []
+
+
+def test_keep_me_subscribed_records_nothing_and_unsubscribe_all_records_one(base_url, local_settings):
+    token = token_for()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, page = request(unsubscribe_url(base_url, token), b"choice=keep", form)
+    assert status == 200 and "still subscribed" in page
+    assert landed(local_settings, "consent") == []
+    assert request(unsubscribe_url(base_url, token), b"choice=maybe", form)[0] == 400
+    assert landed(local_settings, "consent") == []
+    status, page = request(unsubscribe_url(base_url, token), b"choice=all", form)
+    assert status == 200 and "You are unsubscribed" in page
+    [path] = landed(local_settings, "consent")
+    assert json.loads(path.read_text())["status"] == "opt_out"
+
+
+def test_a_multipart_one_click_post_also_unsubscribes(base_url, local_settings):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b--\r\n")
+    status, _ = request(unsubscribe_url(base_url, token_for()), body,
+                        {"Content-Type": "multipart/form-data; boundary=b"})
+    assert status == 200 and len(landed(local_settings, "consent")) == 1
+
+
+def test_healthz(base_url):
+    assert request(f"{base_url}/healthz") == (200, '{"status":"ok"}')
+
+
+# --- the consent format the receiver writes -------------------------------------------------------
+
+def test_an_opt_out_needs_no_jurisdiction_but_an_opt_in_does():
+    clock = Clock(datetime(2026, 11, 1, tzinfo=timezone.utc))
+    base = {"event_id": "c1", "email": "a@example.com", "channel": "email", "lawful_basis": "consent",
+            "source": "unsubscribe_link:weekly", "occurred_at": "2026-10-01T00:00:00Z"}
+    parse = SOURCES["consent"].parse
+    assert parse({**base, "status": "opt_out"}, clock)[5] is None
+    assert parse({**base, "status": "opt_out", "jurisdiction": "EU"}, clock)[5] == "EU"
+    with pytest.raises(Rejected, match="jurisdiction"):
+        parse({**base, "status": "opt_out", "jurisdiction": "MARS"}, clock)
+    with pytest.raises(Rejected, match="missing required field: jurisdiction"):
+        parse({**base, "status": "opt_in"}, clock)
