@@ -370,3 +370,29 @@ def test_an_opt_out_needs_no_jurisdiction_but_an_opt_in_does():
         parse({**base, "status": "opt_out", "jurisdiction": "MARS"}, clock)
     with pytest.raises(Rejected, match="missing required field: jurisdiction"):
         parse({**base, "status": "opt_in"}, clock)
+
+
+def test_an_unsubscribe_through_the_endpoint_suppresses_the_customers_next_message(settings, tmp_path):
+    """The List-Unsubscribe link of a rendered message, clicked before the send: the opt-out lands,
+    is ingested, and the last look before sending suppresses exactly that customer."""
+    import activation_helpers as activation
+
+    from reverse_etl.run import send_campaigns
+
+    warehouse = Warehouse(settings)
+    customers = activation.customer_ids(5)
+    activation.seed_customers(warehouse, customers)
+    activation.seed_messages(warehouse, "weekly", customers)
+    with warehouse.connect() as conn:
+        headers = conn.scalar("SELECT headers_json FROM ops.campaign_messages WHERE customer_id = ?", [customers[2]])
+    link = json.loads(headers)["List-Unsubscribe"].strip("<>")
+    with serving(settings, ReceiverSettings(), secret=activation.SECRET) as url:
+        status, _ = request(url + link[link.index("/unsubscribe"):], *ONE_CLICK)
+    assert status == 200
+
+    ingest_source(warehouse, SOURCES["consent"], settings.landing_dir, workers=1)
+    [report] = send_campaigns(settings, activation.activation_settings(tmp_path), log=lambda m: None)
+
+    assert report.suppressed == {"opted_out": 1} and report.handed_over == 4
+    with warehouse.connect() as conn:
+        assert conn.fetchall("SELECT customer_id FROM ops.send_ledger WHERE state = 'suppressed'") == [(customers[2],)]
