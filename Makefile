@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install prepare demo test dev bench quality-docs clean clean-data
+.PHONY: install prepare demo test dev receiver bench quality-docs clean clean-data
 
 install: $(INSTALLED)
 
@@ -45,6 +45,10 @@ test: prepare
 dev: prepare $(INSTANCE)
 	$(BIN)/dagster dev -w workspace.yaml
 
+# The SendGrid Event Webhook and one-click unsubscribe receiver (MAILROOM_RECEIVER_HOST/PORT, default 127.0.0.1:8025).
+receiver: $(INSTALLED)
+	$(BIN)/python -m reverse_etl.receiver
+
 # GX Data Docs (HTML) from a fresh validation of every suite against the current warehouse.
 quality-docs: $(INSTALLED)
 	$(BIN)/python -m dagster_project.quality.docs
@@ -53,7 +57,7 @@ bench: prepare
 	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED)
 
 clean-data:
-	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs data/outbox data/crm.sqlite
 
 clean: clean-data
 	rm -rf $(VENV) dbt/target dbt/logs .dagster_home .pytest_cache

@@ -40,7 +40,7 @@ def write_report(results_dir: Path, target: Path) -> None:
                 f"| {_number(figures.get('rows_loaded', ''))} | {result['recorded_at'][:10]} |"
             )
             parts = {**figures.get("sources", {}), **figures.get("suites", {}), **figures.get("campaigns", {}),
-                     **figures.get("destinations", {})}
+                     **figures.get("destinations", {}), **figures.get("parts", {})}
             for source, part in parts.items():
                 lines.append(
                     f"| | | | &nbsp;&nbsp;{stage}: {source} | {part['seconds']:.1f} | | "

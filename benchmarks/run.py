@@ -77,15 +77,26 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 SENDS_STAGE = "sends (synthetic messages to each destination)"
+LOOP_STAGES = {
+    "crm-sync": "CRM sync to the HubSpot double (synthetic contacts)",
+    "receiver": "webhook receiver (signed SendGrid events over loopback)",
+}
 
 
 def run_sends(kind: str, env: dict[str, str]) -> dict:
+    """Activation and the engagement loop: sends, then the CRM sync and the receiver."""
     print(f"[{kind}] sends ...", flush=True)
     sends = measure([sys.executable, "-m", "benchmarks.stage", "sends"], env)
     sends["destinations"] = json.loads(sends.pop("stdout").strip().splitlines()[-1])
     print(f"[{kind}] sends " + ", ".join(f"{name} {d['messages_per_second']:,}/s"
                                          for name, d in sends["destinations"].items()), flush=True)
-    return sends
+    stages = {SENDS_STAGE: sends}
+    for stage, label in LOOP_STAGES.items():
+        figures = measure([sys.executable, "-m", "benchmarks.stage", stage], env)
+        figures["parts"] = json.loads(figures.pop("stdout").strip().splitlines()[-1])
+        print(f"[{kind}] {stage} {figures['seconds']}s", flush=True)
+        stages[label] = figures
+    return stages
 
 
 def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = False) -> dict:
@@ -99,7 +110,7 @@ def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = Fa
     try:
         env = environment(settings)
         if only_sends:
-            return {SENDS_STAGE: run_sends(kind, env), "server_version": _server_version(settings)}
+            return {**run_sends(kind, env), "server_version": _server_version(settings)}
         print(f"[{kind}] ingest ...", flush=True)
         ingest = measure([sys.executable, "-m", "benchmarks.stage", "ingest"], env)
         ingest["sources"] = json.loads(ingest.pop("stdout").strip().splitlines()[-1])
@@ -123,7 +134,7 @@ def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = Fa
             "dbt build (models and tests)": build,
             "quality gates (GX suites)": gates,
             "campaigns (content with the LLM double, rendering)": campaigns,
-            SENDS_STAGE: run_sends(kind, env),
+            **run_sends(kind, env),
             "server_version": _server_version(settings),
         }
     finally:
@@ -162,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--warehouses", default="duckdb,postgres")
     parser.add_argument("--only-sends", action="store_true",
-                        help="run only the sends stage and merge it into the recorded results for --scale")
+                        help="run only the sends, CRM sync and receiver stages (synthetic data; own results file)")
     args = parser.parse_args(argv)
 
     machine = describe()

@@ -5,6 +5,8 @@
     python -m benchmarks.stage quality-gates
     python -m benchmarks.stage campaigns       (content through the local OpenAI double, then rendering)
     python -m benchmarks.stage sends           (synthetic messages to the SendGrid double, outbox, SMTP)
+    python -m benchmarks.stage crm-sync        (synthetic contacts to the HubSpot double, then 1% changed)
+    python -m benchmarks.stage receiver        (signed webhook events per second over loopback)
 """
 
 from __future__ import annotations
@@ -105,8 +107,20 @@ def sends() -> dict:
     return run_sends()
 
 
+def crm_sync() -> dict:
+    from benchmarks.engagement import crm_sync as run_crm_sync
+
+    return run_crm_sync()
+
+
+def receiver() -> dict:
+    from benchmarks.engagement import receiver as run_receiver
+
+    return run_receiver()
+
+
 STAGES = {"ingest": ingest, "phone-numbers": phone_numbers, "quality-gates": quality_gates, "campaigns": campaigns,
-          "sends": sends}
+          "sends": sends, "crm-sync": crm_sync, "receiver": receiver}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STAGES:
