@@ -69,9 +69,11 @@ def build_plan(conn: Connection, relation: Relation, destination: str) -> SyncPl
             plan.samples[kind] = [row[0] for row in conn.fetchall(
                 f"SELECT _sync_key FROM {PENDING} WHERE _sync_kind = ? ORDER BY _sync_n LIMIT {SAMPLE_SIZE}", [kind])]
     plan.unchanged = plan.total - plan.planned
+    # EXCEPT, not NOT EXISTS: PostgreSQL planned the anti-join on fresh, unanalyzed tables as a nested
+    # loop and took over ten minutes at 100K contacts.
     plan.removed_from_model = int(conn.scalar(
-        f"SELECT count(*) FROM ops.sync_snapshots AS s WHERE {state} AND NOT EXISTS "
-        f"(SELECT 1 FROM {relation.sql} AS m WHERE {key} = s.sync_key)"))
+        f"SELECT count(*) FROM (SELECT sync_key FROM ops.sync_snapshots WHERE {state} "
+        f"EXCEPT SELECT {key} FROM {relation.sql} AS m) AS removed"))
     return plan
 
 
