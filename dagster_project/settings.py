@@ -177,6 +177,51 @@ def _postgres_from_environment(env) -> PostgresTarget:
     )
 
 
+INGEST_SOURCES = ("cdp", "crm", "consent", "catalog", "esp")
+CHECK_SEVERITIES = ("warn", "error")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """How landing files are read: limits for hostile input, encodings, and what happens after."""
+
+    max_line_bytes: int = 4 << 20  # a longer line or CSV field is quarantined
+    max_depth: int = 64  # deeper JSON nesting is quarantined
+    # Per source with CSV files (crm, catalog): the export's encoding when it is not UTF-8.
+    encodings: dict[str, str] = field(default_factory=dict)
+    archive_dir: Path | None = None  # loaded files move here; None: they stay in the landing directory
+    # A rejected landing file fails the ingest asset's check with this severity ("error" blocks downstream).
+    rejected_file_severity: str = "warn"
+
+
+def load_ingest_settings(environ: dict[str, str] | None = None) -> IngestSettings:
+    import codecs
+
+    env = os.environ if environ is None else environ
+    encodings = {}
+    for source in INGEST_SOURCES:
+        name = f"MAILROOM_INGEST_ENCODING_{source.upper()}"
+        if value := (env.get(name) or "").strip():
+            try:
+                encodings[source] = codecs.lookup(value).name
+            except LookupError:
+                raise SettingsError(f"{name}={value!r} is not an encoding Python knows; use e.g. utf-8, latin-1 or cp1252") from None
+    severity = (env.get("MAILROOM_INGEST_REJECTED_FILE_SEVERITY") or "warn").strip().lower()
+    if severity not in CHECK_SEVERITIES:
+        raise SettingsError(f"MAILROOM_INGEST_REJECTED_FILE_SEVERITY={severity!r} must be warn or error")
+    line_bytes = int(_number(env, "MAILROOM_INGEST_MAX_LINE_BYTES", IngestSettings.max_line_bytes))
+    if line_bytes < 1024:
+        raise SettingsError(f"MAILROOM_INGEST_MAX_LINE_BYTES={line_bytes} is too small; use at least 1024 (default 4 MiB)")
+    archive = env.get("MAILROOM_INGEST_ARCHIVE_DIR")
+    return IngestSettings(
+        max_line_bytes=line_bytes,
+        max_depth=max(2, int(_number(env, "MAILROOM_INGEST_MAX_JSON_DEPTH", IngestSettings.max_depth))),
+        encodings=encodings,
+        archive_dir=Path(archive).resolve() if archive else None,
+        rejected_file_severity=severity,
+    )
+
+
 @dataclass(frozen=True)
 class LlmTarget:
     """An OpenAI-compatible endpoint, without its key (read when a call is made, see llm_api_key)."""

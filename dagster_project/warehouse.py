@@ -77,8 +77,9 @@ class Connection:
         rows = self.fetchall(sql, params)
         return rows[0][0] if rows else None
 
-    def load_csv(self, table: str, columns: Sequence[Column], csv_path: Path) -> None:
-        """Bulk-load a CSV file with a header row (empty unquoted field = NULL) into `table`."""
+    def load_csv(self, table: str, columns: Sequence[Column], csv_path: Path, max_line_bytes: int = 16 << 20) -> None:
+        """Bulk-load a CSV file with a header row (empty unquoted field = NULL) into `table`; DuckDB
+        needs to know how long a row may be (PostgreSQL's COPY has no such limit)."""
         names = ", ".join(c.name for c in columns)
         if self.kind == "postgres":
             copy_sql = f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true)"
@@ -90,7 +91,8 @@ class Connection:
         self.raw.execute(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM read_csv(?, header = true, "
             f"columns = {{{types}}}, quote = '\"', escape = '\"', nullstr = '', "
-            "max_line_size = 16777216, auto_detect = false)",
+            f"max_line_size = {max(max_line_bytes, 16 << 20)}, buffer_size = {4 * max(max_line_bytes, 16 << 20)}, "
+            "auto_detect = false)",
             [str(csv_path)],
         )
 

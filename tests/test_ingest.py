@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from dagster_project.ingest.loader import ingest_source
-from dagster_project.ingest.reader import LandingFileError
 from dagster_project.ingest.sources import SOURCES
 
 from conftest import SAMPLE_AS_OF
@@ -121,14 +120,17 @@ def test_gzipped_jsonl_is_read_like_plain(warehouse, tmp_path):
     assert ingest_source(warehouse, SOURCES["esp"], landing, now=NOW).rows_loaded == 1
 
 
-def test_a_csv_without_required_columns_fails_clearly_and_is_not_marked_loaded(warehouse, tmp_path):
+def test_a_csv_without_required_columns_is_rejected_clearly_and_loads_once_fixed(warehouse, tmp_path):
     landing = tmp_path / "landing"
     (landing / "crm").mkdir(parents=True)
     (landing / "crm" / "contacts.csv").write_text("id,email\n1,a@b.co\n")
-    with pytest.raises(LandingFileError, match="hs_object_id"):
-        ingest_source(warehouse, SOURCES["crm"], landing, now=NOW)
+    report = ingest_source(warehouse, SOURCES["crm"], landing, now=NOW)
+    assert [f.file for f in report.files_rejected] == ["crm/contacts.csv"]
+    assert "hs_object_id" in report.files_rejected[0].error
     with warehouse.connect() as conn:
-        assert conn.scalar("SELECT count(*) FROM raw.ingested_files") == 0
+        assert conn.fetchall("SELECT status, rows_loaded FROM raw.ingested_files") == [("rejected", 0)]
+    # Not tried again while it is unchanged.
+    assert ingest_source(warehouse, SOURCES["crm"], landing, now=NOW).files_skipped == 1
     # After the export is fixed, the same file name loads.
     (landing / "crm" / "contacts.csv").write_text(
         "hs_object_id,email,createdate,lastmodifieddate\n1,a@b.co,2026-01-01,2026-01-02\n"

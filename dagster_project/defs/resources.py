@@ -5,10 +5,12 @@ import dagster as dg
 from dagster_project.dbt_project import mailroom_dbt
 from dagster_project.defs.activation.resource import ActivationResource
 from dagster_project.defs.engagement.resource import CrmSyncResource
+from dagster_project.defs.ingest.resource import IngestResource
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.resources import MailroomDbtResource, WarehouseResource, dbt_executable
 from dagster_project.settings import (
     load_activation_settings,
+    load_ingest_settings,
     load_personalization_settings,
     load_settings,
     load_sync_settings,
@@ -21,6 +23,7 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "warehouse": WarehouseResource.from_settings(settings),
+            "ingest": IngestResource.from_settings(load_ingest_settings()),
             "personalization": PersonalizationResource.from_settings(
                 load_personalization_settings(), settings.data_dir, settings.phone_default_region
             ),

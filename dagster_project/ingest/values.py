@@ -3,12 +3,15 @@ ends up in raw.quarantine, so a reason names the field and what was wrong with i
 
 from __future__ import annotations
 
-import re
+import math
 from datetime import datetime, timedelta, timezone
 
 import orjson
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from dagster_project.addresses import address_problem
+
+# Wider than any price or amount we store (DECIMAL(12,2)); beyond it the row, not the load, fails.
+MAX_DECIMAL = 1e10
 
 
 class Rejected(ValueError):
@@ -29,7 +32,7 @@ def text(record: dict, name: str, *, required: bool = False) -> str | None:
 def choice(record: dict, name: str, allowed: frozenset[str]) -> str:
     value = text(record, name, required=True)
     if value not in allowed:
-        raise Rejected(f"invalid value: {name}={value!r} is not one of {', '.join(sorted(allowed))}")
+        raise Rejected(f"invalid value: {name}={value[:40]!r} is not one of {', '.join(sorted(allowed))}")
     return value
 
 
@@ -44,13 +47,13 @@ def obj(record: dict, name: str) -> str | None:
 
 
 def email(value: object, name: str) -> str | None:
-    """`value` must look like an email after trimming; `name` labels it in the reason."""
+    """`value` must be a valid address (addresses.py; spaces around it allowed); `name` labels it."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise Rejected(f"wrong type: {name} must be a string, got {type(value).__name__}")
-    if not EMAIL_PATTERN.match(value.strip()):
-        raise Rejected(f"invalid email: {name}")
+    if problem := address_problem(value):
+        raise Rejected(f"invalid email: {name} {problem}")
     return value
 
 
@@ -90,7 +93,10 @@ class Clock:
 
     def _checked(self, parsed: datetime, name: str) -> str:
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            try:
+                parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            except OverflowError:
+                raise Rejected(f"invalid value: {name}={parsed.isoformat()} lies outside the years 1-9999 in UTC") from None
         if parsed > self.latest_allowed:
             raise Rejected(f"timestamp in the future: {name}={parsed.isoformat()}")
         return parsed.isoformat(sep=" ")
@@ -106,7 +112,7 @@ def boolean(record: dict, name: str, *, required: bool = False) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
         return value.strip().lower() in ("true", "1", "yes")
-    raise Rejected(f"wrong type: {name}={value!r} is not a boolean")
+    raise Rejected(f"wrong type: {name}={str(value)[:40]!r} is not a boolean")
 
 
 def decimal(record: dict, name: str, *, required: bool = False) -> float | None:
@@ -116,6 +122,9 @@ def decimal(record: dict, name: str, *, required: bool = False) -> float | None:
             raise Rejected(f"missing required field: {name}")
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise Rejected(f"wrong type: {name}={value!r} is not a number") from None
+        raise Rejected(f"wrong type: {name}={str(value)[:40]!r} is not a number") from None
+    if not math.isfinite(number) or abs(number) >= MAX_DECIMAL:
+        raise Rejected(f"invalid value: {name}={str(value)[:40]!r} is not a finite amount below {MAX_DECIMAL:,.0f}")
+    return number

@@ -17,4 +17,4 @@ left join identifiers as by_user
 left join identifiers as by_device
     on by_device.identifier_type = 'anonymous_id' and by_device.identifier_value = events.anonymous_id
 left join identifiers as by_email
-    on by_email.identifier_type = 'email' and by_email.identifier_value = lower(trim(events.email))
+    on by_email.identifier_type = 'email' and by_email.identifier_value = {{ normalized_email("events.email") }}

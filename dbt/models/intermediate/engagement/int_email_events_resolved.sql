@@ -27,5 +27,5 @@ select
     events.bounce_type,
     events.clicked_url
 from events
-join identifiers on identifiers.identifier_value = lower(trim(events.email))
+join identifiers on identifiers.identifier_value = {{ normalized_email("events.email") }}
 join customers on customers.customer_id = identifiers.customer_id

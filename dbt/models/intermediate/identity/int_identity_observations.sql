@@ -28,7 +28,7 @@ cdp_observations as (
     select message_id, 'anonymous_id', previous_id, previous_id, null, event_at
     from events where previous_id is not null
     union all
-    select message_id, 'email', email, nullif(lower(trim(email)), ''), null, event_at
+    select message_id, 'email', email, nullif({{ normalized_email("email") }}, ''), null, event_at
     from events where email is not null
     union all
     select events.message_id, 'phone', events.phone, phones.phone_e164, phones.invalid_reason, events.event_at
@@ -53,7 +53,7 @@ crm_observations as (
     select record_key, 'user_id', user_id, user_id, null, updated_at
     from contacts where user_id is not null
     union all
-    select record_key, 'email', email, nullif(lower(trim(email)), ''), null, updated_at
+    select record_key, 'email', email, nullif({{ normalized_email("email") }}, ''), null, updated_at
     from contacts where email is not null
     union all
     select crm_phones.record_key, 'phone', crm_phones.raw_phone, phones.phone_e164, phones.invalid_reason,

@@ -17,7 +17,7 @@ consent_events as (
     left join identifiers as by_user
         on by_user.identifier_type = 'user_id' and by_user.identifier_value = events.user_id
     left join identifiers as by_email
-        on by_email.identifier_type = 'email' and by_email.identifier_value = lower(trim(events.email))
+        on by_email.identifier_type = 'email' and by_email.identifier_value = {{ normalized_email("events.email") }}
 ),
 
 provider_changes as (
@@ -31,7 +31,7 @@ provider_changes as (
         esp.esp_event_id as change_id
     from {{ ref('stg_esp__events') }} as esp
     join identifiers
-        on identifiers.identifier_type = 'email' and identifiers.identifier_value = lower(trim(esp.email))
+        on identifiers.identifier_type = 'email' and identifiers.identifier_value = {{ normalized_email("esp.email") }}
     where esp.event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
 ),
 

@@ -29,7 +29,7 @@ provider_suppressions as (
         max(case when esp.event_type = 'spamreport' then 1 else 0 end) as has_spam_report,
         max(case when esp.event_type in ('unsubscribe', 'group_unsubscribe') then 1 else 0 end) as has_unsubscribe
     from {{ ref('stg_esp__events') }} as esp
-    join identifiers on identifiers.identifier_value = lower(trim(esp.email))
+    join identifiers on identifiers.identifier_value = {{ normalized_email("esp.email") }}
     where esp.event_type in ('bounce', 'spamreport', 'unsubscribe', 'group_unsubscribe')
     group by identifiers.customer_id
 ),

@@ -29,7 +29,7 @@ link as (
         'unsubscribe_link' as channel,
         consent.occurred_at as unsubscribed_at
     from {{ ref('stg_consent__events') }} as consent
-    join identifiers on identifiers.identifier_value = lower(trim(consent.email))
+    join identifiers on identifiers.identifier_value = {{ normalized_email("consent.email") }}
     where consent.channel = 'email' and consent.consent_status = 'opt_out'
         and consent.capture_source like 'unsubscribe_link:%'
 )
