@@ -12,16 +12,24 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install prepare demo test dev receiver bench quality-docs clean clean-data
+.PHONY: install lock prepare demo test dev receiver bench quality-docs clean clean-data
 
 install: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+# constraints.txt pins every package to the versions the tests last passed with; `make lock` renews it.
+$(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Mailroom needs Python 3.11 or newer; run make PYTHON=python3.11 ...")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# After changing dependencies in pyproject.toml: install without the pins, run make test, then commit.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^mailroom' > constraints.txt
+	touch $(INSTALLED)
 
 # The dbt manifest is prepared explicitly, never parsed at import time.
 prepare: $(MANIFEST)
