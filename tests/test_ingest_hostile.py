@@ -197,3 +197,25 @@ def test_the_ingest_asset_succeeds_and_its_check_reports_a_rejected_file(setting
     assert check.check_name == FILES_CHECK and not check.passed
     assert check.severity == (dg.AssetCheckSeverity.ERROR if severity == "error" else dg.AssetCheckSeverity.WARN)
     assert "consent/1-cut.jsonl.gz" in check.metadata["rejected_files"].value
+
+
+def test_memory_stays_bounded_whatever_the_line_length(tmp_path):
+    import tracemalloc
+
+    from dagster_project.ingest.reader import read_jsonl
+
+    path = tmp_path / "long.jsonl"
+    with open(path, "wb") as handle:
+        handle.write(jsonl(cdp_event("before")))
+        handle.write(b'{"messageId": "' + b"m" * (40 << 20) + b'"}\n')
+        handle.write(jsonl(cdp_event("after")))
+    limits = ReadLimits(max_line_bytes=1 << 20)
+    tracemalloc.start()
+    try:
+        records = [(r.line, r.problem, len(r.payload)) for r in read_jsonl(path, limits)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(line, problem is None) for line, problem, _ in records] == [(1, True), (2, False), (3, True)]
+    assert records[1][1].startswith("line too long: 41,943,0")
+    assert peak < 8 * limits.max_line_bytes  # the 40 MiB line was never held whole
