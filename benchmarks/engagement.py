@@ -78,7 +78,7 @@ def _serve_receiver(data_dir: str, public_key: str, port_queue) -> None:
     from reverse_etl.receiver import create_app
 
     settings = Settings(warehouse="duckdb", data_dir=Path(data_dir))
-    app = create_app(settings, ReceiverSettings(sendgrid_public_key=public_key), b"bench-secret")
+    app = create_app(settings, ReceiverSettings(sendgrid_public_key=public_key), b"bench-secret-of-at-least-32-bytes")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port_queue.put(sock.getsockname()[1])

@@ -278,26 +278,48 @@ def llm_api_key(endpoint: str, environ: dict[str, str] | None = None) -> str:
     return next((env[name] for name in LLM_KEY_VARIABLES[endpoint] if env.get(name)), "")
 
 
-def unsubscribe_secret(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
-    """The key that signs unsubscribe tokens: MAILROOM_UNSUBSCRIBE_SECRET, else a random key created
-    once in the data directory, so links work out of the box and stay valid across runs."""
-    env = os.environ if environ is None else environ
-    if env.get("MAILROOM_UNSUBSCRIBE_SECRET"):
-        return env["MAILROOM_UNSUBSCRIBE_SECRET"].encode()
-    path = data_dir / ".unsubscribe_secret"
-    if not path.exists():
-        import secrets
+UNSUBSCRIBE_SECRET_VARIABLE = "MAILROOM_UNSUBSCRIBE_SECRET"
+MIN_SECRET_BYTES = 32
+_GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # Created private and exclusively: a second process never overwrites a key already in use.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "w") as out:
-                out.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+
+def unsubscribe_secret(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
+    """The key of unsubscribe tokens, Message-IDs and provider ids: MAILROOM_UNSUBSCRIBE_SECRET, else
+    (`make demo`, tests) a random key created once in the data directory, so links work out of the box
+    and stay valid across runs. The receiver never falls back to the file: see receiver_unsubscribe_secret."""
+    configured = _configured_unsubscribe_secret(os.environ if environ is None else environ)
+    if configured:
+        return configured
+    from dagster_project.key_files import KeyFileError, read_or_create_key
+
+    try:
+        return read_or_create_key(data_dir / ".unsubscribe_secret", MIN_SECRET_BYTES)
+    except KeyFileError as error:
+        raise SettingsError(f"{error}; or set {UNSUBSCRIBE_SECRET_VARIABLE}") from None
+
+
+def receiver_unsubscribe_secret(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
+    """The receiver's key: only an explicit MAILROOM_UNSUBSCRIBE_SECRET. A service on the internet
+    must not quietly invent a key that matches no link the pipeline rendered."""
+    configured = _configured_unsubscribe_secret(os.environ if environ is None else environ)
+    if not configured:
+        raise SettingsError(
+            f"{UNSUBSCRIBE_SECRET_VARIABLE} is not set: the receiver needs the secret the pipeline signs "
+            f"unsubscribe links with, at least {MIN_SECRET_BYTES} bytes. Generate one with {_GENERATE_SECRET} "
+            "and set it for the pipeline and the receiver alike; to try the receiver with the links `make demo` "
+            f"rendered, use the demo's key: export {UNSUBSCRIBE_SECRET_VARIABLE}=\"$(cat {data_dir / '.unsubscribe_secret'})\""
+        )
+    return configured
+
+
+def _configured_unsubscribe_secret(env) -> bytes:
+    value = env.get(UNSUBSCRIBE_SECRET_VARIABLE) or ""
+    if value and len(value.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(
+            f"{UNSUBSCRIBE_SECRET_VARIABLE} is {len(value.encode())} bytes long; use at least {MIN_SECRET_BYTES} "
+            f"random bytes, e.g. generated with {_GENERATE_SECRET}"
+        )
+    return value.encode()
 
 
 def _number(env, name: str, default: float) -> float:
@@ -443,6 +465,12 @@ class ReceiverSettings:
     sendgrid_public_key: str = ""
     max_age_seconds: float = 300.0  # older signed timestamps are replays (401)
     max_body_bytes: int = 5 * 1024 * 1024
+    # Requests in progress at once; more get 503 with Retry-After (SendGrid retries), so a flood cannot
+    # pile up threads, open files and memory.
+    max_concurrent_requests: int = 32
+    # A repeated opt-out for the same campaign and address within this window writes nothing new (double
+    # clicks, mail scanners). A later one is written again: the person may have re-subscribed meanwhile.
+    opt_out_repeat_window_seconds: float = 3600.0
 
 
 def load_receiver_settings(environ: dict[str, str] | None = None) -> ReceiverSettings:
@@ -455,6 +483,8 @@ def load_receiver_settings(environ: dict[str, str] | None = None) -> ReceiverSet
         port=int(port),
         sendgrid_public_key=(env.get("MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY") or "").strip(),
         max_age_seconds=_number(env, "MAILROOM_WEBHOOK_MAX_AGE_SECONDS", ReceiverSettings.max_age_seconds),
+        max_concurrent_requests=max(1, int(_number(env, "MAILROOM_RECEIVER_MAX_CONCURRENT_REQUESTS",
+                                                   ReceiverSettings.max_concurrent_requests))),
     )
 
 
@@ -494,7 +524,7 @@ def load_sync_settings(environ: dict[str, str] | None = None) -> SyncSettings:
     return SyncSettings(
         destination=destination,
         mode=mode,
-        database_url=env.get("MAILROOM_CRM_DATABASE_URL") or f"sqlite:///{data_dir / 'crm.sqlite'}",
+        database_url=_crm_database_url(env.get("MAILROOM_CRM_DATABASE_URL") or f"sqlite:///{data_dir / 'crm.sqlite'}"),
         database_table=env.get("MAILROOM_CRM_DATABASE_TABLE") or SyncSettings.database_table,
         hubspot_host=(env.get("MAILROOM_HUBSPOT_HOST") or SyncSettings.hubspot_host).rstrip("/"),
         hubspot_id_property=env.get("MAILROOM_HUBSPOT_ID_PROPERTY") or SyncSettings.hubspot_id_property,
@@ -502,6 +532,45 @@ def load_sync_settings(environ: dict[str, str] | None = None) -> SyncSettings:
         rate_per_second=_number(env, "MAILROOM_CRM_RATE_PER_SECOND", SyncSettings.rate_per_second),
         max_attempts=max(1, int(_number(env, "MAILROOM_CRM_MAX_ATTEMPTS", SyncSettings.max_attempts))),
     )
+
+
+def _crm_database_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from dagster_project.redaction import redact_url
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        # The URL is printed redacted: it may hold a password, and this is exactly when it did not parse.
+        raise SettingsError(
+            f"MAILROOM_CRM_DATABASE_URL={redact_url(url)!r} is not a database URL SQLAlchemy understands; use e.g. "
+            "postgresql://user:password@host:5432/crm or sqlite:////absolute/path/crm.sqlite"
+        ) from None
+    return url
+
+
+def crm_database_password(for_url: str, environ: dict[str, str] | None = None) -> str:
+    """The password of MAILROOM_CRM_DATABASE_URL, read when the CRM database is connected to, so it
+    never sits in Dagster resource config (which the UI shows). Only for the URL it was given with
+    (`for_url` is that URL without its password): a URL changed in run config never receives it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    env = os.environ if environ is None else environ
+    try:
+        configured = make_url(env.get("MAILROOM_CRM_DATABASE_URL") or "")
+        wanted = make_url(for_url)
+    except (ArgumentError, ValueError):
+        return ""
+    if configured.password is None or _without_password(configured) != _without_password(wanted):
+        return ""
+    return str(configured.password)
+
+
+def _without_password(url):
+    return url._replace(password=None)  # URL.set(password=None) would keep it: None means "unchanged"
 
 
 def hubspot_access_token(environ: dict[str, str] | None = None) -> str:

@@ -5,6 +5,7 @@ footer, unsubscribe tokens are opaque and resist tampering, Message-IDs are dete
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import shutil
 from email import message_from_bytes, policy
@@ -12,6 +13,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
 from markupsafe import escape
 
@@ -247,14 +251,50 @@ def test_tokens_need_every_field(fields):
 
 
 def test_message_id_is_deterministic_and_unique_per_send():
-    message_id = message_id_for("weekly", "run-1", "cus_1", DOMAIN)
+    message_id = message_id_for(SECRET, "weekly", "run-1", "cus_1", DOMAIN)
     assert re.fullmatch(r"<[0-9a-f]{32}@mail\.example\.com>", message_id)
-    assert message_id_for("weekly", "run-1", "cus_1", DOMAIN) == message_id
-    others = {message_id_for("weekly", "run-1", "cus_2", DOMAIN), message_id_for("weekly", "run-2", "cus_1", DOMAIN),
-              message_id_for("weekly-b", "run-1", "cus_1", DOMAIN)}
-    assert message_id not in others and len(others) == 3
+    assert message_id_for(SECRET, "weekly", "run-1", "cus_1", DOMAIN) == message_id
+    others = {message_id_for(SECRET, "weekly", "run-1", "cus_2", DOMAIN),
+              message_id_for(SECRET, "weekly", "run-2", "cus_1", DOMAIN),
+              message_id_for(SECRET, "weekly-b", "run-1", "cus_1", DOMAIN),
+              message_id_for(SECRET, "weekly|run-1", "", "cus_1", DOMAIN),  # no ambiguity between fields
+              message_id_for(SECRET, "weekly", "run-1|cus_1", "", DOMAIN)}
+    assert message_id not in others and len(others) == 5
     with pytest.raises(ValueError, match="not a bare domain"):
-        message_id_for("weekly", "run-1", "cus_1", "mail.example.com>\r\nBcc: x@y.z")
+        message_id_for(SECRET, "weekly", "run-1", "cus_1", "mail.example.com>\r\nBcc: x@y.z")
+    with pytest.raises(ValueError, match="secret is empty"):
+        message_id_for(b"", "weekly", "run-1", "cus_1", DOMAIN)
+
+
+def test_message_id_cannot_be_recomputed_from_a_list_of_addresses_without_the_secret():
+    """Customer ids derive from identifiers such as emails (md5 of the address, say): someone holding a
+    list of addresses can compute every candidate id, and must still not be able to tell which
+    Message-ID in a provider's log belongs to whom."""
+    email = "jane.doe@example.com"
+    customer_id = hashlib.md5(email.encode()).hexdigest()
+    message_id = message_id_for(SECRET, "weekly-2026-45", "run-1", customer_id, DOMAIN)
+    local = message_id[1:33]
+    guesses = {hashlib.sha256(text.encode()).hexdigest()[:32]
+               for text in (f"weekly-2026-45|run-1|{customer_id}", f"weekly-2026-45|run-1|{email}", customer_id, email)}
+    assert local not in guesses
+    assert message_id_for(b"another-secret-0123456789abcdef0", "weekly-2026-45", "run-1", customer_id,
+                          DOMAIN) != message_id
+    rendered = render(make_renderer(), customer_id=customer_id)
+    assert rendered.message_id == message_id_for(SECRET, "weekly-2026-45", "run-1", customer_id, DOMAIN)
+    assert customer_id not in str(rendered.headers) and email not in rendered.message_id
+
+
+_ID_PART = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ID_PART, _ID_PART, _ID_PART), min_size=2, max_size=20, unique=True))
+def test_message_ids_are_opaque_and_distinct_for_any_ids(sends):
+    """Whatever the campaign, run and customer ids hold (separators, line breaks, any script), the id
+    is 32 hex characters at the domain, and different sends never share one."""
+    ids = [message_id_for(SECRET, *send, DOMAIN) for send in sends]
+    assert all(re.fullmatch(r"<[0-9a-f]{32}@mail\.example\.com>", message_id) for message_id in ids)
+    assert len(set(ids)) == len(sends)
 
 
 def test_rendering_is_deterministic(renderer):

@@ -8,7 +8,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -25,6 +29,7 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from dagster_project.ingest.loader import ingest_source
 from dagster_project.ingest.sources import SOURCES
@@ -34,7 +39,7 @@ from dagster_project.settings import ReceiverSettings, Settings, SettingsError
 from dagster_project.warehouse import Warehouse
 from reverse_etl.receiver import create_app
 
-SECRET = b"receiver-test-secret"
+SECRET = b"receiver-test-secret-of-32-bytes+"
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 EVENT_TIME = 1761955200  # 2025-11-01, in the past for the ingest's clock
@@ -190,8 +195,28 @@ def _garbage_signature(key, body):
     return body, headers
 
 
+def _padded_timestamp(key, body):
+    """A correctly signed timestamp with leading zeros: a number, but longer than Unix seconds are."""
+    stamp = str(int(time.time())).zfill(13)
+    signature = key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return body, {SIGNATURE: base64.b64encode(signature).decode(), TIMESTAMP: stamp}
+
+
+def _huge_timestamp(key, body):
+    headers = signed_headers(key, body)
+    headers[TIMESTAMP] = "9" * 5000  # int() of it raises past Python's 4,300-digit limit: was a 500
+    return body, headers
+
+
+def _huge_signature(key, body):
+    headers = signed_headers(key, body)
+    headers[SIGNATURE] += "A" * 4000
+    return body, headers
+
+
 @pytest.mark.parametrize("forge", [_tampered, _wrong_key, _missing_signature, _missing_timestamp, _stale, _future,
-                                   _timestamp_swapped, _garbage_signature])
+                                   _timestamp_swapped, _garbage_signature, _padded_timestamp, _huge_timestamp,
+                                   _huge_signature])
 def test_unsigned_tampered_or_replayed_webhooks_are_refused(base_url, local_settings, signing_key, forge):
     body, headers = forge(signing_key, json.dumps([event(1)]).encode())
     status, answer = request(f"{base_url}/webhooks/sendgrid", body, headers)
@@ -245,14 +270,17 @@ def test_a_pem_key_works_and_a_bad_key_fails_at_startup(local_settings, signing_
 def test_a_burst_of_ten_thousand_events_loses_and_duplicates_none(settings, signing_key):
     receiver = ReceiverSettings(sendgrid_public_key=verification_key(signing_key))
     batches = [json.dumps([event(batch * 100 + n) for n in range(100)]).encode() for batch in range(100)]
-    # SendGrid retries: some batches arrive twice, and two events again inside another batch.
+    # SendGrid retries: some batches arrive twice, and two events again inside another batch. A retry is
+    # a new delivery, signed with its own (later) timestamp; the very same signed request would be a replay.
     retried = batches[:10] + [json.dumps([event(5), event(9_999)]).encode()]
+    now = int(time.time())
     with serving(settings, receiver) as url:
-        def post(body: bytes) -> int:
-            return request(f"{url}/webhooks/sendgrid", body, signed_headers(signing_key, body))[0]
+        def post(item: tuple[bytes, int]) -> int:
+            body, stamp = item
+            return request(f"{url}/webhooks/sendgrid", body, signed_headers(signing_key, body, stamp))[0]
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(post, batches + retried))
+            statuses = list(pool.map(post, [(b, now - 30) for b in batches] + [(b, now) for b in retried]))
     assert statuses == [200] * 111
     assert len(landed(settings, "esp")) == 111
 
@@ -372,13 +400,17 @@ def test_an_opt_out_needs_no_jurisdiction_but_an_opt_in_does():
         parse({**base, "status": "opt_in"}, clock)
 
 
-def test_an_unsubscribe_through_the_endpoint_suppresses_the_customers_next_message(settings, tmp_path):
+def test_an_unsubscribe_through_the_endpoint_suppresses_the_customers_next_message(settings, tmp_path, monkeypatch):
     """The List-Unsubscribe link of a rendered message, clicked before the send: the opt-out lands,
     is ingested, and the last look before sending suppresses exactly that customer."""
     import activation_helpers as activation
 
     from reverse_etl.run import send_campaigns
 
+    RECEIVER_SECRET = b"activation-and-receiver-secret-32b"
+
+    # The receiver wants a secret of at least 32 bytes; render the links with the same one.
+    monkeypatch.setattr(activation, "SECRET", RECEIVER_SECRET)
     warehouse = Warehouse(settings)
     customers = activation.customer_ids(5)
     activation.seed_customers(warehouse, customers)
@@ -386,7 +418,7 @@ def test_an_unsubscribe_through_the_endpoint_suppresses_the_customers_next_messa
     with warehouse.connect() as conn:
         headers = conn.scalar("SELECT headers_json FROM ops.campaign_messages WHERE customer_id = ?", [customers[2]])
     link = json.loads(headers)["List-Unsubscribe"].strip("<>")
-    with serving(settings, ReceiverSettings(), secret=activation.SECRET) as url:
+    with serving(settings, ReceiverSettings(), secret=RECEIVER_SECRET) as url:
         status, _ = request(url + link[link.index("/unsubscribe"):], *ONE_CLICK)
     assert status == 200
 
@@ -396,3 +428,125 @@ def test_an_unsubscribe_through_the_endpoint_suppresses_the_customers_next_messa
     assert report.suppressed == {"opted_out": 1} and report.handed_over == 4
     with warehouse.connect() as conn:
         assert conn.fetchall("SELECT customer_id FROM ops.send_ledger WHERE state = 'suppressed'") == [(customers[2],)]
+
+
+# --- secrets, replays, floods and repeats ---------------------------------------------------------
+
+def request_with_headers(url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, str]:
+    call = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(call, timeout=30) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read().decode()
+
+
+def malleated(signature_b64: str) -> str:
+    """The other valid ECDSA signature of the same message: (r, s) -> (r, n - s)."""
+    r, s = decode_dss_signature(base64.b64decode(signature_b64))
+    return base64.b64encode(encode_dss_signature(r, P256_ORDER - s)).decode()
+
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def test_a_replayed_signed_request_is_refused_even_with_a_malleated_signature(local_settings, receiver, signing_key):
+    body = json.dumps([event(1)]).encode()
+    headers = signed_headers(signing_key, body)
+    twin = {**headers, SIGNATURE: malleated(headers[SIGNATURE])}
+    with serving(local_settings, receiver) as url:
+        assert request(f"{url}/webhooks/sendgrid", body, headers)[0] == 200
+        for replay in (headers, twin):
+            status, answer = request(f"{url}/webhooks/sendgrid", body, replay)
+            assert status == 401 and "replay" in json.loads(answer)["error"]
+        other = json.dumps([event(2)]).encode()  # a new request in the same second is no replay
+        assert request(f"{url}/webhooks/sendgrid", other, signed_headers(signing_key, other))[0] == 200
+    assert len(landed(local_settings, "esp")) == 2
+    # The malleated signature is valid in itself: a receiver that has not seen the request takes it.
+    with serving(local_settings, receiver) as url:
+        assert request(f"{url}/webhooks/sendgrid", body, twin)[0] == 200
+
+
+def test_a_request_that_could_not_be_landed_is_accepted_when_retried(local_settings, receiver, signing_key):
+    body = json.dumps([event(1)]).encode()
+    headers = signed_headers(signing_key, body)
+    blocker = local_settings.landing_dir / "esp"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the esp folder should be")
+    with serving(local_settings, receiver) as url:
+        assert request(f"{url}/webhooks/sendgrid", body, headers)[0] == 500
+        blocker.unlink()
+        assert request(f"{url}/webhooks/sendgrid", body, headers)[0] == 200  # SendGrid's retry, same signature
+    assert len(landed(local_settings, "esp")) == 1
+
+
+def test_requests_beyond_the_concurrency_limit_get_503_with_retry_after(local_settings, receiver):
+    with serving(local_settings, replace(receiver, max_concurrent_requests=1)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        probe = unsubscribe_url(url, "garbage")  # answers 400 and writes nothing when served
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            # A client that sends its headers and dribbles its body: the one request in progress.
+            slow.sendall(b"POST /unsubscribe?token=garbage HTTP/1.1\r\nHost: receiver\r\nContent-Length: 40\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n\r\nchoice=")
+            deadline = time.monotonic() + 15
+            while (answer := request_with_headers(probe))[0] != 503:
+                assert time.monotonic() < deadline, "the slow request was never counted"
+                time.sleep(0.05)
+            status, headers, body = answer
+            assert int(headers["retry-after"]) > 0 and "busy" in json.loads(body)["error"]
+            assert request(f"{url}/healthz")[0] == 200  # the load balancer still sees a live receiver
+            slow.sendall(b"all".ljust(33, b"&"))
+            assert slow.recv(65536).startswith(b"HTTP/1.1 400")
+        deadline = time.monotonic() + 15
+        while (status := request(probe)[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status == 400  # the slot is free again
+    assert landed(local_settings, "consent") == []
+
+
+def test_a_repeated_one_click_for_the_same_token_writes_nothing_new(base_url, local_settings):
+    token = token_for("grace@example.com", "weekly-2026-45")
+    for _ in range(3):  # a double click, then a mail scanner following the link
+        status, page = request(unsubscribe_url(base_url, token), *ONE_CLICK)
+        assert status == 200 and "You are unsubscribed" in page
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert request(unsubscribe_url(base_url, token), b"choice=all", form)[0] == 200  # the page's button too
+    assert len(landed(local_settings, "consent")) == 1
+    other_campaign = token_for("grace@example.com", "cart-2026-45")  # another campaign's link is its own opt-out
+    assert request(unsubscribe_url(base_url, other_campaign), *ONE_CLICK)[0] == 200
+    sources = sorted(json.loads(path.read_text())["source"] for path in landed(local_settings, "consent"))
+    assert sources == ["unsubscribe_link:cart-2026-45", "unsubscribe_link:weekly-2026-45"]
+
+
+def test_an_opt_out_repeated_after_the_window_is_written_again(local_settings):
+    """After the window the person may have re-subscribed: their new click must count."""
+    token = token_for()
+    with serving(local_settings, ReceiverSettings(opt_out_repeat_window_seconds=0)) as url:
+        for _ in range(2):
+            assert request(unsubscribe_url(url, token), *ONE_CLICK)[0] == 200
+    assert len(landed(local_settings, "consent")) == 2
+
+
+@pytest.mark.parametrize("secret", [b"", b"x" * 31])
+def test_the_app_refuses_a_missing_or_short_secret(local_settings, receiver, secret):
+    with pytest.raises(ValueError, match="MAILROOM_UNSUBSCRIBE_SECRET"):
+        create_app(local_settings, receiver, secret)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, "MAILROOM_UNSUBSCRIBE_SECRET is not set"),
+    ("too-short-secret", "MAILROOM_UNSUBSCRIBE_SECRET is 16 bytes long; use at least 32"),
+])
+def test_the_receiver_does_not_start_without_an_explicit_secret(tmp_path, value, expected):
+    """Not even with a key file in the data directory: the receiver must verify the pipeline's links."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / ".unsubscribe_secret").write_text("a" * 64)
+    environment = {name: v for name, v in os.environ.items() if not name.startswith("MAILROOM_")}
+    environment.update(MAILROOM_DATA_DIR=str(tmp_path / "data"), MAILROOM_RECEIVER_PORT="1")
+    if value is not None:
+        environment["MAILROOM_UNSUBSCRIBE_SECRET"] = value
+    started = subprocess.run([sys.executable, "-m", "reverse_etl.receiver"], env=environment, capture_output=True,
+                             text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert started.returncode == 2 and expected in started.stderr
+    assert "secrets.token_urlsafe" in started.stderr  # and how to make one
+    assert "Mailroom receiver listening" not in started.stdout

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from doubles.hubspot_double import ACCESS_TOKEN, HubSpotDouble
+from doubles.hubspot_double import ACCESS_TOKEN, ACCOUNT_DETAILS_PATH, HubSpotDouble
 from postgres_server import fresh_database
 
 from dagster_project.settings import Settings, SyncSettings
 from dagster_project.warehouse import Warehouse
 from reverse_etl.sync.destinations.hubspot import HubSpotCrm
+from reverse_etl.sync import state as state_module
 from reverse_etl.sync.errors import DestinationUnavailable
 from reverse_etl.sync.pacing import Pacer
 from reverse_etl.sync.relation import describe
@@ -243,13 +244,14 @@ def test_database_crm_update_only_leaves_unknown_contacts_alone(settings):
 
     report = sync_model(warehouse, SyncSettings(database_url=url, mode="update_only"), log=lambda line: None)
     assert (report.planned, report.acknowledged, report.not_in_destination, report.rejected) == (ROWS, ROWS - 99, 99, 0)
+    assert "901 rows but 1,000 were acknowledged" in report.target_reset  # the CRM lost rows: a full sync
     crm = crm_rows(url)
     assert len(crm) == ROWS - 99 and all(row[5] >= 100 for row in crm.values())
     assert not any(key.startswith("cust-000") for key in crm)
     # Skipped, not rejected, and still due: they are looked up again next run.
     assert state(warehouse, "SELECT count(*) FROM ops.sync_rejections") == [(0,)]
-    assert sync_model(warehouse, SyncSettings(database_url=url, mode="update_only"),
-                      log=lambda line: None).plan.due["changed"] == 99
+    again = sync_model(warehouse, SyncSettings(database_url=url, mode="update_only"), log=lambda line: None)
+    assert again.planned == again.not_in_destination == 99 and again.target_reset is None
 
 
 def test_dry_run_shows_the_plan_and_writes_nothing(settings, hubspot):
@@ -272,7 +274,8 @@ def test_dry_run_shows_the_plan_and_writes_nothing(settings, hubspot):
         conn.execute(f"DELETE FROM {DEFAULT_MODEL} WHERE customer_id = 'cust-00010'")
     snapshot = state(warehouse, "SELECT sync_key, row_hash FROM ops.sync_snapshots ORDER BY 1")
     plan = hubspot_sync(warehouse, hubspot, dry_run=True)  # another destination: everything is new to it
-    assert plan.plan.due["new"] == ROWS and hubspot.requests == []
+    assert plan.plan.due["new"] == ROWS
+    assert [r.path for r in hubspot.requests] == [ACCOUNT_DETAILS_PATH]  # which portal; nothing written
     plan = sync_model(warehouse, sync, dry_run=True, log=lines.append)
     assert plan.plan.due == {"new": 1, "changed": 2, "retrying": 0} and plan.plan.removed_from_model == 1
     assert plan.plan.samples == {"new": ["cust-99999"], "changed": ["cust-00002", "cust-00004"]}
@@ -364,9 +367,11 @@ def test_hubspot_refused_token_stops_the_run_and_records_it(settings, hubspot):
     hubspot.access_token = "pat-na1-another"
     with pytest.raises(DestinationUnavailable, match="MAILROOM_HUBSPOT_ACCESS_TOKEN"):
         hubspot_sync(warehouse, hubspot)
-    assert len(hubspot.requests) == 1 and hubspot.contacts == {}
-    (error, failed), = state(warehouse, "SELECT error, rows_failed FROM ops.sync_runs")
-    assert "401" in error and failed == 150
+    # Refused when asked which portal it belongs to, before anything was planned or sent.
+    assert [(r.path, r.status) for r in hubspot.requests] == [(ACCOUNT_DETAILS_PATH, 401)]
+    assert hubspot.contacts == {}
+    (error, destination), = state(warehouse, "SELECT error, destination FROM ops.sync_runs")
+    assert "401" in error and destination == "hubspot"
     assert state(warehouse, "SELECT count(*) FROM ops.sync_snapshots") == [(0,)]
 
 
@@ -377,6 +382,12 @@ class CrashAfter:
     def __init__(self, inner, batches: int):
         self.inner, self.batches, self.written = inner, batches, 0
         self.name, self.max_batch = inner.name, inner.max_batch
+
+    def identity(self):
+        return self.inner.identity()
+
+    def rows_held(self):
+        return self.inner.rows_held()
 
     def prepare(self, relation):
         self.inner.prepare(relation)
@@ -454,3 +465,165 @@ def test_hubspot_double_refuses_more_than_100_inputs_like_hubspot(hubspot):
     assert refused.value.status == 400 and "VALIDATION_ERROR" in refused.value.body and hubspot.contacts == {}
     answer = api.upsert(BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs[:100]))
     assert len(answer.results) == 100 and all(r.new for r in answer.results) and len(hubspot.contacts) == 100
+
+
+# --- the target: sync state per database table or HubSpot portal -----------------------------------
+
+def drop_or_empty(url: str, how: str) -> None:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE crm_contacts" if how == "drop" else "DELETE FROM crm_contacts"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["drop", "empty"])
+def test_a_dropped_or_emptied_crm_table_gets_every_row_again(settings, how):
+    warehouse = Warehouse(settings)
+    rows = model_rows(300)
+    seed_model(warehouse, rows)
+    sync = SyncSettings(database_url=crm_url(settings))
+    assert sync_model(warehouse, sync, log=lambda line: None).acknowledged == 300
+    drop_or_empty(crm_url(settings), how)
+
+    lines = []
+    report = sync_model(warehouse, sync, log=lines.append)
+    assert (report.planned, report.acknowledged) == (300, 300) and report.plan.due["new"] == 300
+    assert "holds 0 rows but 300 were acknowledged" in report.target_reset
+    assert any("full sync" in line for line in lines)
+    assert crm_rows(crm_url(settings)) == {r[0]: r for r in rows}
+    again = sync_model(warehouse, sync, log=lambda line: None)
+    assert again.planned == 0 and again.target_reset is None
+
+
+def test_a_crm_table_holding_more_rows_than_acknowledged_is_not_reset(settings):
+    warehouse = Warehouse(settings)
+    seed_model(warehouse, model_rows(50))
+    sync = SyncSettings(database_url=crm_url(settings))
+    sync_model(warehouse, sync, log=lambda line: None)
+    engine = sa.create_engine(crm_url(settings).replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:  # contacts someone else wrote; ours are all still there
+        conn.execute(sa.text("INSERT INTO crm_contacts (customer_id, email, synced_at) "
+                             "VALUES ('other-1', 'o@example.com', CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    report = sync_model(warehouse, sync, log=lambda line: None)
+    assert (report.planned, report.target_reset) == (0, None)
+
+
+def test_another_table_or_database_starts_a_full_sync_and_each_keeps_its_own_snapshot(settings, tmp_path):
+    warehouse = Warehouse(settings)
+    rows = model_rows(200)
+    seed_model(warehouse, rows)
+    first_file, second_file = f"sqlite:///{tmp_path / 'crm-a.sqlite'}", f"sqlite:///{tmp_path / 'crm-b.sqlite'}"
+    targets = [SyncSettings(database_url=first_file), SyncSettings(database_url=first_file, database_table="people"),
+               SyncSettings(database_url=second_file)]
+    for target in targets:
+        report = sync_model(warehouse, target, log=lambda line: None)
+        assert (report.planned, report.acknowledged, report.target_reset) == (200, 200, None)
+    for target in targets:  # back to each one: nothing is due
+        assert sync_model(warehouse, target, log=lambda line: None).planned == 0
+    identities = [f"database:sqlite:///{tmp_path / 'crm-a.sqlite'}#crm_contacts",
+                  f"database:sqlite:///{tmp_path / 'crm-a.sqlite'}#people",
+                  f"database:sqlite:///{tmp_path / 'crm-b.sqlite'}#crm_contacts"]
+    snapshots = dict(state(warehouse, "SELECT destination, count(*) FROM ops.sync_snapshots GROUP BY 1"))
+    assert snapshots == dict.fromkeys(identities, 200)
+    runs = [d for (d,) in state(warehouse, "SELECT destination FROM ops.sync_runs ORDER BY started_at")]
+    assert runs == identities * 2
+
+
+def test_database_identity_names_the_table_never_the_credentials():
+    crm = build_destination(SyncSettings(database_url="postgresql+psycopg://crm:s3cret@DB.internal:6543/sales",
+                                         database_table="crm.contacts"), quiet_pacer())
+    assert crm.identity() == "database:postgresql://db.internal:6543/sales#crm.contacts"
+
+
+def test_snapshots_from_before_targets_were_identified_do_not_count(settings):
+    """Rows acknowledged under the bare kind ('database') could be any table: the identified target gets
+    a full sync, and the old rows are left as they were."""
+    warehouse = Warehouse(settings)
+    seed_model(warehouse, model_rows(20))
+    with warehouse.connect() as conn:
+        state_module.ensure_state(conn)
+        relation = describe(conn, DEFAULT_MODEL, ["customer_id"])
+        hashes = dict(conn.fetchall(f"SELECT {relation.key_sql('m')}, {relation.hash_sql(conn.kind, 'm')} "
+                                    f"FROM {DEFAULT_MODEL} AS m"))
+        state_module.acknowledge(conn, "database", DEFAULT_MODEL, hashes, BASE)
+    lines = []
+    report = sync_model(warehouse, SyncSettings(database_url=crm_url(settings)), log=lines.append)
+    assert report.planned == 20 and any("20 rows acknowledged before targets were identified" in l for l in lines)
+    assert len(crm_rows(crm_url(settings))) == 20
+    assert state(warehouse, "SELECT count(*) FROM ops.sync_snapshots WHERE destination = 'database'") == [(20,)]
+
+
+def test_another_hubspot_portal_starts_a_full_sync(settings, hubspot):
+    warehouse = Warehouse(settings)
+    rows = model_rows(150)
+    seed_model(warehouse, rows)
+    assert hubspot_sync(warehouse, hubspot).acknowledged == 150
+    assert hubspot_sync(warehouse, hubspot).planned == 0
+
+    hubspot.portal_id, hubspot.contacts = 7_000_001, {}  # the token now belongs to another, empty portal
+    report = hubspot_sync(warehouse, hubspot)
+    assert (report.planned, report.acknowledged, report.target) == (150, 150, "hubspot:portal:7000001")
+    assert set(hubspot.contacts) == {r[1] for r in rows}
+    assert dict(state(warehouse, "SELECT destination, count(*) FROM ops.sync_snapshots GROUP BY 1")) == {
+        "hubspot:portal:62515": 150, "hubspot:portal:7000001": 150}
+
+
+def test_a_token_that_may_not_read_account_details_is_identified_by_its_hash(settings, hubspot):
+    warehouse = Warehouse(settings)
+    seed_model(warehouse, model_rows(30))
+    hubspot.account_details_scope = False
+    first = hubspot_sync(warehouse, hubspot)
+    assert first.acknowledged == 30 and first.target.startswith("hubspot:token:")
+    assert ACCESS_TOKEN not in first.target and ACCESS_TOKEN[-8:] not in first.target
+    assert hubspot_sync(warehouse, hubspot).planned == 0  # the same token: the same target
+
+    hubspot.access_token = "pat-na1-rotated"
+    rotated = SyncSettings(destination="hubspot", hubspot_host=hubspot.url)
+    pacer = quiet_pacer()
+    report = sync_model(warehouse, rotated, pacer=pacer, log=lambda line: None, destination=HubSpotCrm(
+        hubspot.url, lambda: "pat-na1-rotated", pacer))
+    assert report.planned == 30 and report.target != first.target  # one full sync, never a missed one
+
+
+def test_account_details_are_retried_and_a_portal_that_stays_unknown_stops_the_run(settings, hubspot):
+    warehouse = Warehouse(settings)
+    seed_model(warehouse, model_rows(10))
+    hubspot.script_account_details(["503", "429", "drop"])
+    pacer = quiet_pacer()
+    assert hubspot_sync(warehouse, hubspot, pacer=pacer).acknowledged == 10
+    assert pacer.retries == 3
+
+    hubspot.script_account_details(["503"] * 5)
+    with warehouse.connect() as conn:
+        conn.execute(f"UPDATE {DEFAULT_MODEL} SET sends_30d = 99")
+    with pytest.raises(DestinationUnavailable, match="which HubSpot portal"):
+        hubspot_sync(warehouse, hubspot)
+    (error,), = state(warehouse, "SELECT error FROM ops.sync_runs ORDER BY started_at DESC LIMIT 1")
+    assert "which HubSpot portal" in error
+    assert all(c.properties["mailroom_sends_30d"] != "99" for c in hubspot.contacts.values())
+
+
+def test_the_crm_contacts_asset_syncs_with_the_password_kept_out_of_its_config(mailroom_env, pg_server, monkeypatch,
+                                                                                prepared_dbt):
+    import dagster as dg
+
+    from dagster_project.defs.engagement.crm_sync import crm_contacts
+    from dagster_project.defs.engagement.resource import CrmSyncResource
+    from dagster_project.resources import WarehouseResource
+    from dagster_project.settings import load_sync_settings
+
+    seed_model(Warehouse(mailroom_env), model_rows(40))
+    with fresh_database(pg_server, prefix="mailroom_crm") as crm_database:
+        target = f"{crm_database.host}:{crm_database.port}/{crm_database.dbname}"
+        monkeypatch.setenv("MAILROOM_CRM_DATABASE_URL", f"postgresql://{crm_database.user}:pw-s3cret@{target}")
+        crm = CrmSyncResource.from_settings(load_sync_settings())
+        assert "pw-s3cret" not in repr(crm.model_dump())
+        result = dg.materialize([crm_contacts], resources={
+            "warehouse": WarehouseResource.from_settings(mailroom_env), "crm": crm})
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        metadata = {name: entry.value for name, entry in event.materialization.metadata.items()}
+        assert metadata["target"] == f"database:postgresql://{target}#crm_contacts"
+        assert metadata["rows_acknowledged"] == 40 and "s3cret" not in repr(metadata)
+        assert len(crm_rows(crm_database.url)) == 40

@@ -6,6 +6,8 @@ them only as variables, never as template source, so "{{ 7*7 }}" in a name stays
 Every message carries an RFC 8058 one-click unsubscribe link whose token is opaque: the customer id,
 campaign and address inside it are encrypted and authenticated with a key derived from the
 unsubscribe secret, so the link reveals nothing and the receiver (reverse_etl/receiver) can trust it.
+Its Message-ID, which providers log and return in their events, is a keyed hash under another key
+derived from the same secret.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD":
 
 TOKEN_VERSION = b"\x01"
 _TOKEN_KEY_INFO = b"mailroom unsubscribe token v1"
+_MESSAGE_ID_KEY_INFO = b"mailroom message id v1"
 _NONCE_BYTES = 12
 _TOKEN_TAG_BYTES = 16
 _FIELD_LENGTH = struct.Struct(">H")
@@ -139,13 +142,26 @@ def verify_unsubscribe_token(secret: bytes, token: object) -> UnsubscribeToken |
     return UnsubscribeToken(*fields)
 
 
-def message_id_for(campaign_id: str, run_key: str, customer_id: str, domain: str) -> str:
+@lru_cache(maxsize=8)
+def _message_id_key(secret: bytes) -> bytes:
+    """The Message-ID key, derived from the secret (HKDF) apart from the token keys."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_MESSAGE_ID_KEY_INFO).derive(secret)
+
+
+def message_id_for(secret: bytes, campaign_id: str, run_key: str, customer_id: str, domain: str) -> str:
     """The RFC 5322 Message-ID of this send: the same inputs give the same id on every retry, which
-    is what lets the sender and the ESP drop duplicates (exactly-once sending)."""
+    is what lets the sender and the ESP drop duplicates (exactly-once sending).
+
+    A keyed hash (HMAC), not a plain digest: customer ids derive from identifiers such as email
+    addresses, so anyone holding a list of addresses could otherwise recompute the ids and tell from
+    a provider's logs who got which campaign. Without the secret the id says nothing."""
     if not domain or _NOT_ONE_LINE.search(domain) or any(ch in domain for ch in " <>@"):
         raise ValueError(f"sender domain {domain!r} is not a bare domain name like 'mail.example.com'")
-    digest = hashlib.sha256(f"{campaign_id}|{run_key}|{customer_id}".encode()).hexdigest()
-    return f"<{digest[:32]}@{domain}>"
+    if not secret:
+        raise ValueError("the secret is empty; Message-IDs are keyed hashes and need it")
+    # Length-prefixed fields: ("a|b", "c") and ("a", "b|c") must not give the same id.
+    digest = hmac.new(_message_id_key(secret), _pack((campaign_id, run_key, customer_id)), hashlib.sha256)
+    return f"<{digest.hexdigest()[:32]}@{domain}>"
 
 
 def one_line(value: str) -> str:
@@ -182,7 +198,7 @@ class MessageRenderer:
             raise ValueError("every message needs the company name and postal address in its footer (CAN-SPAM)")
         if not secret:
             raise ValueError("the unsubscribe secret is empty; set one so unsubscribe links can be verified")
-        message_id_for("check", "check", "check", sender_domain)  # fail now on a bad domain, not mid-run
+        message_id_for(secret, "check", "check", "check", sender_domain)  # fail now on a bad domain, not mid-run
 
         loader = FileSystemLoader(templates_dir)
         # Two sandboxes: HTML escapes every variable; text must not, or "&" would arrive as "&amp;".
@@ -238,7 +254,7 @@ class MessageRenderer:
         # The address rides in the (encrypted) token: the receiver records the opt-out against it.
         token = sign_unsubscribe_token(self._secret, customer_id, campaign_id, email)
         unsubscribe_url = f"{self._unsubscribe_base_url}{self._separator}token={token}"
-        message_id = message_id_for(campaign_id, run_key, customer_id, self._sender_domain)
+        message_id = message_id_for(self._secret, campaign_id, run_key, customer_id, self._sender_domain)
         subject, preheader = one_line(content.subject), one_line(content.preheader)
         product_views = [_product_view(product, position) for position, product in enumerate(products)]
         # The button goes to the campaign's page, else to the first product; no link, no button.

@@ -2,8 +2,9 @@
 
 Configuration comes from the environment through dagster_project.settings: MAILROOM_RECEIVER_HOST /
 MAILROOM_RECEIVER_PORT (127.0.0.1:8025), MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY,
-MAILROOM_WEBHOOK_MAX_AGE_SECONDS, MAILROOM_LANDING_DIR / MAILROOM_DATA_DIR, MAILROOM_UNSUBSCRIBE_URL
-(its path is served) and MAILROOM_UNSUBSCRIBE_SECRET (else the key in the data directory).
+MAILROOM_WEBHOOK_MAX_AGE_SECONDS, MAILROOM_RECEIVER_MAX_CONCURRENT_REQUESTS, MAILROOM_LANDING_DIR /
+MAILROOM_DATA_DIR, MAILROOM_UNSUBSCRIBE_URL (its path is served) and MAILROOM_UNSUBSCRIBE_SECRET, which
+is required (at least 32 bytes): the receiver refuses to start without it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dagster_project.settings import (
     load_personalization_settings,
     load_receiver_settings,
     load_settings,
-    unsubscribe_secret,
+    receiver_unsubscribe_secret,
 )
 from reverse_etl.receiver.app import DEFAULT_UNSUBSCRIBE_PATH, WEBHOOK_PATH, create_app
 
@@ -30,7 +31,8 @@ def main() -> int:
         settings = load_settings()
         receiver = load_receiver_settings()
         unsubscribe_path = urlsplit(load_personalization_settings().unsubscribe_url).path or DEFAULT_UNSUBSCRIBE_PATH
-        app = create_app(settings, receiver, unsubscribe_secret(settings.data_dir), unsubscribe_path=unsubscribe_path)
+        secret = receiver_unsubscribe_secret(settings.data_dir)
+        app = create_app(settings, receiver, secret, unsubscribe_path=unsubscribe_path)
     except SettingsError as error:
         print(f"mailroom receiver: {error}", file=sys.stderr)
         return 2

@@ -20,6 +20,12 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 KEY_VARIABLE = "MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY"
 FUTURE_SKEW_SECONDS = 60  # a sender's clock may run this far ahead of ours
+# Unix seconds have 10 digits until the year 2286; a longer value is not a timestamp (and int() of
+# thousands of digits costs time, or raises past Python's 4,300-digit limit).
+MAX_TIMESTAMP_DIGITS = 12
+# A base64 DER ECDSA P-256 signature is at most 96 characters; allow for whitespace, refuse the rest
+# before decoding anything.
+MAX_SIGNATURE_CHARS = 256
 
 
 class SignatureRejected(Exception):
@@ -58,8 +64,8 @@ class WebhookVerifier:
             )
         if not timestamp:
             raise SignatureRejected(f"missing {TIMESTAMP_HEADER} header")
-        if not timestamp.isascii() or not timestamp.isdigit():
-            raise SignatureRejected(f"{TIMESTAMP_HEADER} must be Unix seconds")
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+            raise SignatureRejected(f"{TIMESTAMP_HEADER} must be Unix seconds (at most {MAX_TIMESTAMP_DIGITS} digits)")
         age = now - int(timestamp)
         if age > self.max_age_seconds:
             raise SignatureRejected(f"signed timestamp is {int(age)} s old (limit {int(self.max_age_seconds)} s): replay refused")
@@ -70,6 +76,8 @@ class WebhookVerifier:
         """Raise SignatureRejected unless `signature` signs timestamp + body under the configured key."""
         if not signature:
             raise SignatureRejected(f"missing {SIGNATURE_HEADER} header")
+        if len(signature) > MAX_SIGNATURE_CHARS:
+            raise SignatureRejected(f"{SIGNATURE_HEADER} is longer than a signature can be")
         try:
             der = base64.b64decode(signature.strip(), validate=True)
             self.public_key.verify(der, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))

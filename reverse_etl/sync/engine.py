@@ -1,5 +1,10 @@
-"""The sync run: plan the diff, send due rows in batches, and record per batch what the destination
-acknowledged (snapshot) and refused (rejections), committed before the next batch."""
+"""The sync run: identify the target, plan the diff against its snapshot, send due rows in batches,
+and record per batch what the destination acknowledged (snapshot) and refused (rejections), committed
+before the next batch.
+
+A target that holds fewer rows than its snapshot says were acknowledged (a dropped or emptied CRM
+table) has lost rows the diff would never send again: its snapshot is dropped and every row is sent.
+"""
 
 from __future__ import annotations
 
@@ -39,42 +44,69 @@ class Syncer:
 
     def sync(self, model: str, key: Sequence[str]) -> SyncReport:
         started, clock = _now(), time.monotonic()
-        run_id = uuid.uuid4().hex
         with self.warehouse.session(commit=not self.dry_run) as conn:
             state.ensure_state(conn)
             relation = describe(conn, model, key)
-            plan = planning.build_plan(conn, relation, self.destination.name)
-            report = SyncReport(run_id, self.destination.name, relation.name, self.mode, self.dry_run, plan)
-            if self.dry_run:
-                planning.drop_pending(conn)
-                for line in report.summary_lines():
-                    self.log(line)
-                return report
-            planning.clear_stale_rejections(conn, relation, self.destination.name)
-            state.start_run(conn, run_id, self.destination.name, relation.name, self.mode, False, started)
-            conn.commit()
+            report = SyncReport(uuid.uuid4().hex, self.destination.name, relation.name, self.mode, self.dry_run,
+                                planning.SyncPlan(relation.name, self.destination.name))
+            if not self.dry_run:  # recorded first, so a target that cannot even be identified shows up too
+                state.start_run(conn, report.run_id, self.destination.name, relation.name, self.mode, False, started)
+                conn.commit()
             try:
-                if plan.planned:
+                self._plan(conn, relation, report)
+                if not self.dry_run and report.planned:
                     self.destination.prepare(relation)
                     self._send(conn, relation, report)
             except BaseException as error:  # recorded in ops.sync_runs, then raised
-                report.error = str(error) if isinstance(error, DestinationUnavailable) else f"interrupted: {error!r}"
+                report.error = (str(error) if isinstance(error, (DestinationUnavailable, SyncError))
+                                else f"interrupted: {error!r}")
                 raise
             finally:
-                report.failed = report.planned - report.acknowledged - report.rejected - report.not_in_destination
-                report.requests, report.retries = self.pacer.requests, self.pacer.retries
-                report.seconds = time.monotonic() - clock
-                conn.rollback()  # nothing half-done from an interrupted batch
-                planning.drop_pending(conn)
-                state.finish_run(conn, run_id, _run_values(report))
-                conn.commit()
-                self.destination.close()
-                for line in report.summary_lines():
-                    self.log(line)
+                self._finish(conn, report, clock)
         return report
 
+    def _plan(self, conn, relation, report: SyncReport) -> None:
+        report.target = self.destination.identity()
+        report.target_reset = self._reset_if_emptied(conn, relation, report.target)
+        report.plan = planning.build_plan(conn, relation, report.target)
+        if not self.dry_run:
+            planning.clear_stale_rejections(conn, relation, report.target)
+            conn.commit()
+
+    def _reset_if_emptied(self, conn, relation, target: str) -> str | None:
+        """Drop the snapshot of a target that lost acknowledged rows; returns why, or None."""
+        acknowledged = state.acknowledged_count(conn, target, relation.name)
+        if not acknowledged:
+            earlier = state.acknowledged_count(conn, self.destination.name, relation.name)
+            if earlier:
+                self.log(f"{target} has no snapshot yet; the {earlier:,} rows acknowledged before targets were "
+                         f"identified (kept under '{self.destination.name}') do not count for it: every row is sent")
+            return None
+        held = self.destination.rows_held()
+        if held is None or held >= acknowledged:
+            return None
+        state.forget(conn, target, relation.name)
+        reason = (f"{target} holds {held:,} rows but {acknowledged:,} were acknowledged: the target was emptied "
+                  "or replaced, so every row is sent again")
+        self.log(reason)
+        return reason
+
+    def _finish(self, conn, report: SyncReport, clock: float) -> None:
+        report.requests, report.retries = self.pacer.requests, self.pacer.retries
+        report.seconds = time.monotonic() - clock
+        if not self.dry_run:
+            report.failed = report.planned - report.acknowledged - report.rejected - report.not_in_destination
+            conn.rollback()  # nothing half-done from an interrupted batch
+        planning.drop_pending(conn)
+        if not self.dry_run:
+            state.finish_run(conn, report.run_id, _run_values(report))
+            conn.commit()
+        self.destination.close()
+        for line in report.summary_lines():
+            self.log(line)
+
     def _send(self, conn, relation, report: SyncReport) -> None:
-        name, model = self.destination.name, relation.name
+        name, model, target = self.destination.name, relation.name, report.target
         after = 0
         while batch := planning.due_rows(conn, relation, after, self.batch_size):
             after = batch[-1][0]
@@ -101,8 +133,8 @@ class Syncer:
                 continue
             hashes = {row.key: row.row_hash for row in rows}
             now = _now()
-            state.acknowledge(conn, name, model, {k: hashes[k] for k in result.acknowledged}, now)
-            state.reject(conn, name, model, {k: (hashes[k], reason) for k, reason in result.rejected.items()}, now)
+            state.acknowledge(conn, target, model, {k: hashes[k] for k in result.acknowledged}, now)
+            state.reject(conn, target, model, {k: (hashes[k], reason) for k, reason in result.rejected.items()}, now)
             conn.commit()
             report.acknowledged += len(result.acknowledged)
             report.rejected += len(result.rejected)
@@ -111,6 +143,7 @@ class Syncer:
 
 def _run_values(report: SyncReport) -> dict:
     return {
+        "destination": report.target or report.destination,
         "finished_at": _now(), "rows_planned": report.planned, "rows_sent": report.sent,
         "rows_acknowledged": report.acknowledged, "rows_rejected": report.rejected, "rows_skipped": report.skipped,
         "rows_not_in_destination": report.not_in_destination, "rows_failed": report.failed,

@@ -15,6 +15,8 @@ class SyncReport:
     mode: str
     dry_run: bool
     plan: SyncPlan
+    target: str = ""  # the destination's identity (destinations/base.py), once it is known
+    target_reset: str | None = None  # why the target's snapshot was dropped (it lost rows), if it was
     sent: int = 0  # rows handed to the destination
     acknowledged: int = 0
     rejected: int = 0
@@ -46,9 +48,11 @@ class SyncReport:
     def summary_lines(self) -> list[str]:
         p = self.plan
         kinds = ", ".join(f"{n:,} {kind}" for kind, n in p.due.items())
-        lines = [f"{self.model} -> {self.destination} ({self.mode}{', dry run' if self.dry_run else ''}): "
+        lines = [f"{self.model} -> {self.target or self.destination} ({self.mode}{', dry run' if self.dry_run else ''}): "
                  f"{p.planned:,} due ({kinds}), {p.unchanged:,} unchanged, {p.removed_from_model:,} no longer in "
                  "the model (left alone in the CRM)"]
+        if self.target_reset:
+            lines.append(f"  full sync: {self.target_reset}")
         for kind, keys in p.samples.items():
             lines.append(f"  {kind}: e.g. {', '.join(keys)}")
         if not self.dry_run:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dagster_project.settings import SyncSettings, hubspot_access_token
+from dagster_project.settings import SyncSettings, crm_database_password, hubspot_access_token
 from dagster_project.warehouse import Warehouse
 from reverse_etl.sync.destinations.base import CrmDestination
 from reverse_etl.sync.engine import Syncer
@@ -50,4 +50,5 @@ def build_destination(sync_settings: SyncSettings, pacer: Pacer) -> CrmDestinati
         from dagster_project.settings import load_sync_settings
 
         url = load_sync_settings().database_url
-    return DatabaseCrm(url, sync_settings.database_table, pacer)
+    # The URL may come without its password (from Dagster resource config): it is read when connecting.
+    return DatabaseCrm(url, sync_settings.database_table, pacer, password=lambda: crm_database_password(url))

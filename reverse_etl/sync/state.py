@@ -1,4 +1,6 @@
-"""Sync state in the warehouse, per (destination, model):
+"""Sync state in the warehouse, per (destination, model), where destination is the target's identity
+(`database:postgresql://crm.internal:5432/crm#crm_contacts`, `hubspot:portal:62515`; see
+destinations/base.py), so a new table, database or portal starts with a full sync:
 
     ops.sync_snapshots   the hash of each row as the destination last acknowledged it
     ops.sync_rejections  rows the destination refused, with its reason; sent again every run until accepted
@@ -8,6 +10,10 @@ A row is due when its current hash differs from its snapshot. The snapshot moves
 destination acknowledged, in the same transaction that records the batch's rejections, committed after
 each batch: a crash loses at most the acknowledgement of one batch, whose rows are simply sent again
 (upserts keyed by the contact's id, so a repeat changes nothing).
+
+Rows written before targets were identified carry the bare destination kind (`database`, `hubspot`).
+They are left as they were: they describe a target that can no longer be told apart, so the first run
+under an identity sends every row once, and deleting them loses nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +72,17 @@ def reject(conn: Connection, destination: str, model: str, rejected: Mapping[str
         "reason = excluded.reason, rejected_at = excluded.rejected_at, attempts = r.attempts + 1",
         [v for key, (row_hash, reason) in rejected.items() for v in (destination, model, key, row_hash, reason[:2000], now)],
     )
+
+
+def acknowledged_count(conn: Connection, destination: str, model: str) -> int:
+    return int(conn.scalar("SELECT count(*) FROM ops.sync_snapshots WHERE destination = ? AND model = ?",
+                           [destination, model]))
+
+
+def forget(conn: Connection, destination: str, model: str) -> int:
+    """Drop the snapshot of a target that lost its rows: every row is due again. Rejections stay, so
+    refused rows keep their reason and attempt count."""
+    return conn.execute("DELETE FROM ops.sync_snapshots WHERE destination = ? AND model = ?", [destination, model])
 
 
 def start_run(conn: Connection, run_id: str, destination: str, model: str, mode: str, dry_run: bool,

@@ -1,12 +1,15 @@
 """A local HubSpot CRM v3 contacts server, so tests drive the official `hubspot` client over real HTTP.
 
-Serves POST /crm/v3/objects/contacts/batch/upsert and /batch/read with HubSpot's shapes: 200 with
+Serves GET /account-info/v3/details (the portal the token belongs to: `portal_id`; 403 MISSING_SCOPES
+when `account_details_scope` is False) and POST /crm/v3/objects/contacts/batch/upsert and /batch/read
+with HubSpot's shapes: 200 with
 results (each with the contact's id, properties, createdAt/updatedAt and `new`), 207 Multi-Status with
 `errors` whose context.ids name the failing inputs (an invalid email, or an id in `reject_ids`), 400
 VALIDATION_ERROR for more than 100 inputs, duplicate ids or (with `invalid_inputs = "400"`) any invalid
 input, 401 INVALID_AUTHENTICATION, 429 RATE_LIMIT with the X-HubSpot-RateLimit-* headers, and 5xx.
 
-Each request is answered according to the next mode from `script([...])`, then `default_mode` ("ok").
+Each batch request is answered according to the next mode from `script([...])`, then `default_mode`
+("ok"); account details requests take theirs from `script_account_details([...])`, then "ok".
 Contacts live in memory, keyed by the lower-cased email; `upserts` counts writes per contact.
 """
 
@@ -27,6 +30,8 @@ ACCESS_TOKEN = "pat-na1-mailroom-test"
 MAX_INPUTS = 100
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
 READ_PATH = "/crm/v3/objects/contacts/batch/read"
+ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
+PORTAL_ID = 62515
 _EMAIL = re.compile(r"^[^@\s\"]+@[^@\s\"]+\.[a-z]{2,}$", re.IGNORECASE)
 
 
@@ -69,8 +74,11 @@ class HubSpotDouble:
         self.reject_ids: set[str] = set()  # ids (emails) refused as invalid, as if they failed validation
         self.retry_after: str | None = None  # a Retry-After header on 429s; HubSpot usually sends none
         self.access_token = ACCESS_TOKEN
+        self.portal_id = PORTAL_ID  # the account the token belongs to
+        self.account_details_scope = True  # False: the token may not read the account details (403)
         self.contacts: dict[str, Contact] = {}
         self._script: list[str] = []
+        self._account_script: list[str] = []
         self._requests: list[Request] = []
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
@@ -93,6 +101,25 @@ class HubSpotDouble:
         with self._lock:
             self._script.extend(modes)
 
+    def script_account_details(self, modes: Sequence[str]) -> None:
+        unknown = [m for m in modes if m not in MODES]
+        if unknown:
+            raise ValueError(f"unknown mode(s) {unknown}; use one of {MODES}")
+        with self._lock:
+            self._account_script.extend(modes)
+
+    def account_details(self) -> tuple[int, dict]:
+        if not self.account_details_scope:
+            return 403, _error(
+                "This app hasn't been granted all required scopes to make this call. Read more about required "
+                "scopes here: https://developers.hubspot.com/scopes.", "MISSING_SCOPES",
+                errors=[{"message": "One or more of the following scopes are required.",
+                         "context": {"requiredGranularScopes": ["account-info.details.read"]}}],
+                links={"scopes": "https://developers.hubspot.com/scopes"})
+        return 200, {"portalId": self.portal_id, "accountType": "STANDARD", "timeZone": "US/Eastern",
+                     "companyCurrency": "USD", "additionalCurrencies": [], "utcOffset": "-05:00",
+                     "utcOffsetMilliseconds": -18000000, "uiDomain": "app.hubspot.com", "dataHostingLocation": "na1"}
+
     def add_contact(self, email: str, properties: dict[str, str] | None = None) -> Contact:
         with self._lock:
             now = _now()
@@ -103,6 +130,10 @@ class HubSpotDouble:
     def _next_mode(self) -> str:
         with self._lock:
             return self._script.pop(0) if self._script else self.default_mode
+
+    def _next_account_mode(self) -> str:
+        with self._lock:
+            return self._account_script.pop(0) if self._account_script else "ok"
 
     def _log(self, request: Request) -> None:
         with self._lock:
@@ -227,6 +258,43 @@ def _handler_for(double: HubSpotDouble) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format, *args):
             pass
 
+        def do_GET(self):
+            request = Request(self.path.split("?")[0], None, 0)
+            if request.path != ACCOUNT_DETAILS_PATH:
+                return self._send(request, 404, _error(f"Unable to route GET {request.path}", "OBJECT_NOT_FOUND"))
+            mode = double._next_account_mode()
+            if mode == "drop":
+                double._log(request)
+                self.close_connection = True
+                return
+            if self._refused(request, mode):
+                return
+            self._send(request, *double.account_details())
+
+        def _refused(self, request: Request, mode: str) -> bool:
+            """Answer the failure `mode` or a wrong token asks for; False when the request may proceed."""
+            if mode == "401" or self.headers.get("Authorization") != f"Bearer {double.access_token}":
+                self._send(request, 401, _error(
+                    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+                    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+                    "INVALID_AUTHENTICATION"))
+                return True
+            if mode in ("429", "429_daily"):
+                policy = "DAILY" if mode == "429_daily" else "TEN_SECONDLY_ROLLING"
+                limit = "daily" if mode == "429_daily" else "ten_secondly_rolling"
+                headers = _rate_limit_headers(0)
+                if double.retry_after is not None:
+                    headers["Retry-After"] = double.retry_after
+                self._send(request, 429, {"status": "error", "message": f"You have reached your {limit} limit.",
+                                          "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
+                                          "policyName": policy, "requestId": str(uuid.uuid4())}, headers)
+                return True
+            if mode in ("500", "502", "503"):
+                self._send(request, int(mode), _error("internal error" if mode == "500" else "Service Unavailable",
+                                                      "INTERNAL_ERROR" if mode == "500" else "SERVICE_UNAVAILABLE"))
+                return True
+            return False
+
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
@@ -243,23 +311,8 @@ def _handler_for(double: HubSpotDouble) -> type[BaseHTTPRequestHandler]:
                 return
             if request.path not in (UPSERT_PATH, READ_PATH):
                 return self._send(request, 404, _error(f"Unable to route POST {request.path}", "OBJECT_NOT_FOUND"))
-            if mode == "401" or self.headers.get("Authorization") != f"Bearer {double.access_token}":
-                return self._send(request, 401, _error(
-                    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
-                    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-                    "INVALID_AUTHENTICATION"))
-            if mode in ("429", "429_daily"):
-                policy = "DAILY" if mode == "429_daily" else "TEN_SECONDLY_ROLLING"
-                limit = "daily" if mode == "429_daily" else "ten_secondly_rolling"
-                headers = _rate_limit_headers(0)
-                if double.retry_after is not None:
-                    headers["Retry-After"] = double.retry_after
-                return self._send(request, 429, {"status": "error", "message": f"You have reached your {limit} limit.",
-                                                 "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
-                                                 "policyName": policy, "requestId": str(uuid.uuid4())}, headers)
-            if mode in ("500", "502", "503"):
-                return self._send(request, int(mode), _error("internal error" if mode == "500" else "Service Unavailable",
-                                                             "INTERNAL_ERROR" if mode == "500" else "SERVICE_UNAVAILABLE"))
+            if self._refused(request, mode):
+                return
             if not isinstance(body, dict):
                 return self._send(request, 400, _error("Invalid input JSON on line 1", "VALIDATION_ERROR"))
             if request.path == READ_PATH:

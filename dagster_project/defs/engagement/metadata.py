@@ -1,5 +1,6 @@
-"""What a CRM sync shows in the UI: the plan (new, changed, retried, unchanged), what the CRM
-acknowledged or refused and why, and whether anything is left for the next run."""
+"""What a CRM sync shows in the UI: the target, the plan (new, changed, retried, unchanged; a full sync
+and why, when the target lost rows), what the CRM acknowledged or refused and why, and whether anything
+is left for the next run."""
 
 import dagster as dg
 
@@ -12,6 +13,9 @@ def sync_metadata(report: SyncReport) -> dict:
     return {
         "dry_run": report.dry_run,
         "destination": report.destination,
+        # Which database table or HubSpot portal: sync state is kept per target (never a password).
+        "target": report.target,
+        "full_sync_because": report.target_reset or "",
         "mode": report.mode,
         "rows_in_model": report.plan.total,
         "rows_planned": report.planned,

@@ -1,5 +1,9 @@
 """The small interface every CRM destination implements.
 
+identity()           a stable, non-secret name of the target itself (which database and table, which
+                     HubSpot portal): sync state is kept per identity, so a changed target starts afresh
+rows_held()          how many rows the target holds now, or None when it cannot tell cheaply; fewer
+                     than were acknowledged means it was emptied or replaced
 prepare(relation)    once per run, before the first batch (create the CRM table, build the client)
 existing(rows)       keys of the rows whose contact the CRM already has (for update_only)
 write(rows, mode)    send one batch; say per row whether it was acknowledged or rejected (with the
@@ -38,6 +42,10 @@ class BatchResult:
 class CrmDestination(Protocol):
     name: str
     max_batch: int
+
+    def identity(self) -> str: ...
+
+    def rows_held(self) -> int | None: ...
 
     def prepare(self, relation: Relation) -> None: ...
 

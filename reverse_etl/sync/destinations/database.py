@@ -6,17 +6,22 @@ select-then-update/insert elsewhere; update_only updates rows the table already 
 one transaction; when the database refuses it (a constraint), it is split in halves, each in its own
 transaction, down to single rows: the good rows are kept and the bad ones rejected with the database's
 reason.
+
+The target's identity is the database and table (backend, host, port, database, table; never the user
+or password). The password is added to the URL only when connecting (`password`), so a URL without it
+can sit in Dagster resource config, and every URL in a message is redacted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 
+from dagster_project.redaction import redact_url
 from reverse_etl.sync.destinations.base import UPSERT, BatchResult, SyncRow
 from reverse_etl.sync.errors import SyncError, TransientFailure
 from reverse_etl.sync.pacing import Pacer
@@ -32,35 +37,79 @@ class DatabaseCrm:
     name = "database"
     max_batch = 1000
 
-    def __init__(self, url: str, table: str, pacer: Pacer, required: Sequence[str] = ("email",)):
+    def __init__(self, url: str, table: str, pacer: Pacer, required: Sequence[str] = ("email",),
+                 password: Callable[[], str] | None = None):
         self.url = url
         self.table_name = table
         self.pacer = pacer
         self.required = tuple(required)
+        self._password = password  # read when connecting, for a URL given without its password
         self._engine: sa.Engine | None = None
         self.table: sa.Table | None = None
         self.key: tuple[str, ...] = ()
 
+    def identity(self) -> str:
+        """`database:<backend>://<host>:<port>/<database>#<table>`: which table in which database, whoever
+        logs in; a SQLite file by its absolute path."""
+        url = self._parsed_url()
+        backend, database = url.get_backend_name(), url.database or ""
+        if backend == "sqlite" and database not in ("", ":memory:"):
+            database = str(Path(database).resolve())
+        port = f":{url.port}" if url.port else ""
+        return f"database:{backend}://{(url.host or '').lower()}{port}/{database}#{self.table_name}"
+
+    def rows_held(self) -> int:
+        """Rows in the CRM table now: 0 when the table, or the SQLite file, does not exist (which this
+        does not create)."""
+        url = self._parsed_url()
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+                and not Path(url.database).exists():
+            return 0
+        schema, _, name = self.table_name.rpartition(".")
+        try:
+            with self._connect().connect() as conn:
+                if not sa.inspect(conn).has_table(name, schema=schema or None):
+                    return 0
+                count = sa.select(sa.func.count()).select_from(sa.table(name, schema=schema or None))
+                return int(conn.execute(count).scalar_one())
+        except exc.OperationalError as error:
+            raise SyncError(f"cannot open the CRM database {redact_url(self.url)}: {error.orig}; check "
+                            "MAILROOM_CRM_DATABASE_URL") from error
+
     def prepare(self, relation: Relation) -> None:
-        self._engine = _engine(self.url)
         self.key = relation.key
         schema, _, name = self.table_name.rpartition(".")
         metadata = sa.MetaData(schema=schema or None)
         try:
-            with self._engine.begin() as conn:
+            with self._connect().begin() as conn:
                 if sa.inspect(conn).has_table(name, schema=schema or None):
                     self.table = sa.Table(name, metadata, autoload_with=conn)
                 else:
                     self.table = sa.Table(name, metadata, *self._columns(relation.columns))
                     self.table.create(conn)
         except exc.OperationalError as error:
-            raise SyncError(f"cannot open the CRM database {_safe(self.url)}: {error.orig}; check "
+            raise SyncError(f"cannot open the CRM database {redact_url(self.url)}: {error.orig}; check "
                             "MAILROOM_CRM_DATABASE_URL") from error
         missing = [c.name for c in relation.columns if c.name not in self.table.c] + (
             [SYNCED_AT] if SYNCED_AT not in self.table.c else [])
         if missing:
-            raise SyncError(f"the CRM table {self.table_name} in {_safe(self.url)} lacks column(s) {missing} that "
+            raise SyncError(f"the CRM table {self.table_name} in {redact_url(self.url)} lacks column(s) {missing} that "
                             f"{relation.name} has; add them (or drop the table to have it created again)")
+
+    def _parsed_url(self) -> sa.URL:
+        try:
+            return sa.engine.make_url(self.url)
+        except (exc.ArgumentError, ValueError):
+            raise SyncError(f"the CRM database URL {redact_url(self.url)!r} is not a database URL SQLAlchemy "
+                            "understands; check MAILROOM_CRM_DATABASE_URL") from None
+
+    def _connect(self) -> sa.Engine:
+        if self._engine is None:
+            url = self._parsed_url()
+            if url.password is None and self._password is not None and (password := self._password()):
+                url = url.set(password=password)
+            self._engine = _engine(url)
+        return self._engine
 
     def _columns(self, model_columns: Sequence[ModelColumn]) -> list[sa.Column]:
         return [sa.Column(c.name, _TYPES.get(c.kind, sa.String)(), primary_key=c.name in self.key,
@@ -113,7 +162,7 @@ class DatabaseCrm:
         except exc.OperationalError as error:
             if _is_refusal(error):
                 raise
-            raise TransientFailure(f"CRM database {_safe(self.url)}: {error.orig}") from error
+            raise TransientFailure(f"CRM database {redact_url(self.url)}: {error.orig}") from error
 
     def _existing_keys(self, keys: list[tuple], conn: sa.Connection | None = None) -> set[tuple]:
         table, found = self.table, set()
@@ -130,7 +179,7 @@ class DatabaseCrm:
                     with self._engine.connect() as own:
                         found |= {tuple(r) for r in own.execute(query)}
                 except exc.OperationalError as error:
-                    raise TransientFailure(f"CRM database {_safe(self.url)}: {error.orig}") from error
+                    raise TransientFailure(f"CRM database {redact_url(self.url)}: {error.orig}") from error
         return found
 
     def close(self) -> None:
@@ -139,8 +188,7 @@ class DatabaseCrm:
             self._engine = None
 
 
-def _engine(url: str) -> sa.Engine:
-    parsed = sa.engine.make_url(url)
+def _engine(parsed: sa.URL) -> sa.Engine:
     if parsed.drivername.startswith("postgresql") and "+" not in parsed.drivername:
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, which Mailroom installs
     if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
@@ -169,6 +217,3 @@ def _is_refusal(error: exc.OperationalError) -> bool:
 def _reason(error: exc.DBAPIError) -> str:
     return f"{type(error.orig).__name__}: {str(error.orig).splitlines()[0] if str(error.orig) else error}"[:500]
 
-
-def _safe(url: str) -> str:
-    return sa.engine.make_url(url).render_as_string(hide_password=True)

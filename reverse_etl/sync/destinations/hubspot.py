@@ -11,10 +11,16 @@ every bad row is rejected with HubSpot's message. 429 waits as HubSpot asks (Ret
 policy's window from the X-HubSpot-RateLimit-* headers; the DAILY limit stops the run), 5xx and
 connection errors back off and retry. update_only reads the batch by the id property first and
 leaves contacts HubSpot does not have alone.
+
+The target's identity is the portal (HubSpot account) the token belongs to, asked once per run from
+GET /account-info/v3/details, so a token for another portal starts a full sync there. A token HubSpot
+does not let read its account details (403) is identified by a hash of the token instead: a new token
+for the same portal then costs one full sync (upserts change nothing), never a missed one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -22,6 +28,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import hubspot
+import urllib3
 from hubspot.crm.contacts import (
     ApiException,
     BatchInputSimplePublicObjectBatchInputUpsert,
@@ -33,12 +40,15 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
 from reverse_etl.sync.destinations.base import BatchResult, SyncRow
-from reverse_etl.sync.errors import DestinationUnavailable, SyncError, TransientFailure
+from reverse_etl.sync.errors import DestinationUnavailable, RetriesExhausted, SyncError, TransientFailure
 from reverse_etl.sync.pacing import Pacer
 from reverse_etl.sync.relation import Relation
 
 MAX_INPUTS = 100  # HubSpot's limit per batch request
 PROPERTY_PREFIX = "mailroom_"
+ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
+_TOKEN_HINT = ("set MAILROOM_HUBSPOT_ACCESS_TOKEN to a private app token with the crm.objects.contacts.write "
+               "and read scopes")
 
 
 class HubSpotCrm:
@@ -57,7 +67,23 @@ class HubSpotCrm:
                                        else id_property)
         self.timeout_seconds = timeout_seconds
         self._batch_api = None
+        self._identity: str | None = None
         self.columns: tuple[str, ...] = ()
+
+    def identity(self) -> str:
+        """`hubspot:portal:<portal id>`, or `hubspot:token:<hash>` when the token may not read it."""
+        if self._identity is None:
+            token = self._token()
+            try:
+                status, payload = self.pacer.call(lambda: self._account_details(token), "HubSpot account details")
+            except RetriesExhausted as error:
+                raise DestinationUnavailable(
+                    f"cannot tell which HubSpot portal the token belongs to: {error}") from error
+            self._identity = _portal_identity(status, payload, token)
+        return self._identity
+
+    def rows_held(self) -> None:
+        return None  # counting a portal's contacts is a search per run; a new portal is a new identity anyway
 
     def prepare(self, relation: Relation) -> None:
         names = tuple(c.name for c in relation.columns)
@@ -66,10 +92,7 @@ class HubSpotCrm:
                             f"column {self.id_column!r}, which {relation.name} does not have; set "
                             "MAILROOM_HUBSPOT_ID_PROPERTY to a unique property the model holds")
         self.columns = names
-        token = self._access_token()
-        if not token:
-            raise DestinationUnavailable("no HubSpot access token: set MAILROOM_HUBSPOT_ACCESS_TOKEN to a private "
-                                         "app token with the crm.objects.contacts.write scope")
+        token = self._token()
         # No retries inside urllib3: the Pacer retries, with the rate limit and backoff in view.
         client = hubspot.Client.create(access_token=token, host=self.host, retry=Retry(total=0, redirect=0))
         self._batch_api = client.crm.contacts.batch_api
@@ -146,6 +169,12 @@ class HubSpotCrm:
         result.merge(self._upsert(rows[middle:]))
         return result
 
+    def _token(self) -> str:
+        token = self._access_token()
+        if not token:
+            raise DestinationUnavailable(f"no HubSpot access token: {_TOKEN_HINT}")
+        return token
+
     def _request(self, call, body) -> tuple[int, dict]:
         """(status, parsed body) of a 2xx or a refusal of the data; raises for everything else."""
         try:
@@ -153,26 +182,58 @@ class HubSpotCrm:
             return response.status, _json(response.data)
         except ApiException as error:
             status, payload = error.status or 0, _json(error.body)
-            if status == 429:
-                if payload.get("policyName") == "DAILY":
-                    raise DestinationUnavailable(f"HubSpot's daily API limit is used up ({_message(payload)}); "
-                                                 "the next run after it resets sends the remaining rows") from error
-                raise TransientFailure(f"HubSpot rate limit (429 {payload.get('policyName') or ''}): "
-                                       f"{_message(payload)}", retry_after=retry_after(error.headers, payload)) from error
-            if status in (401, 403):
-                raise DestinationUnavailable(
-                    f"HubSpot refused the access token ({status} {payload.get('category') or ''}: {_message(payload)}); "
-                    "set MAILROOM_HUBSPOT_ACCESS_TOKEN to a private app token with the crm.objects.contacts.write "
-                    "and read scopes") from error
-            if status == 0 or status >= 500 or status == 408:
-                raise TransientFailure(f"HubSpot {status or 'connection'} error: {_message(payload) or error.reason}",
-                                       retry_after=retry_after(error.headers, payload)) from error
+            _raise_unless_answer(status, error.headers, payload, error.reason)
             return status, payload
         except (Urllib3Error, OSError) as error:
             raise TransientFailure(f"HubSpot at {self.host} unreachable: {error!r}") from error
 
+    def _account_details(self, token: str) -> tuple[int, dict]:
+        """(status, parsed body) of GET /account-info/v3/details: 200, or 403 when the token may not
+        read it; raises for everything else, as _request does."""
+        try:
+            response = urllib3.request("GET", self.host + ACCOUNT_DETAILS_PATH, timeout=self.timeout_seconds,
+                                       retries=False, headers={"Authorization": f"Bearer {token}",
+                                                               "Accept": "application/json"})
+        except (Urllib3Error, OSError) as error:
+            raise TransientFailure(f"HubSpot at {self.host} unreachable: {error!r}") from error
+        payload = _json(response.data)
+        if response.status in (200, 403):
+            return response.status, payload
+        _raise_unless_answer(response.status, response.headers, payload, response.reason)
+        raise DestinationUnavailable(f"HubSpot answered {response.status} to GET {ACCOUNT_DETAILS_PATH}: "
+                                     f"{_message(payload)}; check MAILROOM_HUBSPOT_HOST")
+
     def close(self) -> None:
         self._batch_api = None
+
+
+def _raise_unless_answer(status: int, headers, payload: dict, reason) -> None:
+    """Raise what the engine acts on (wait, retry, stop the run) for a status that is not an answer
+    about the data itself; return for 2xx and for refusals of the data (400, 404, 409, ...)."""
+    if status == 429:
+        if payload.get("policyName") == "DAILY":
+            raise DestinationUnavailable(f"HubSpot's daily API limit is used up ({_message(payload)}); "
+                                         "the next run after it resets sends the remaining rows")
+        raise TransientFailure(f"HubSpot rate limit (429 {payload.get('policyName') or ''}): {_message(payload)}",
+                               retry_after=retry_after(headers, payload))
+    if status in (401, 403):
+        raise DestinationUnavailable(f"HubSpot refused the access token ({status} {payload.get('category') or ''}: "
+                                     f"{_message(payload)}); {_TOKEN_HINT}")
+    if status == 0 or status >= 500 or status == 408:
+        raise TransientFailure(f"HubSpot {status or 'connection'} error: {_message(payload) or reason}",
+                               retry_after=retry_after(headers, payload))
+
+
+def _portal_identity(status: int, payload: dict, token: str) -> str:
+    portal = payload.get("portalId")
+    if status == 200 and isinstance(portal, int) and not isinstance(portal, bool) and portal > 0:
+        return f"hubspot:portal:{portal}"
+    if status == 403:
+        # A plain hash is enough: a private app token is a long random secret, so its hash cannot be
+        # inverted by guessing, and keeping it keyless leaves the sync state independent of other secrets.
+        return "hubspot:token:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+    raise DestinationUnavailable(f"HubSpot's account details name no portal (portalId {str(portal)[:40]!r}); "
+                                 "check MAILROOM_HUBSPOT_HOST")
 
 
 def retry_after(headers, payload: dict) -> float | None:
