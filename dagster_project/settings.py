@@ -498,7 +498,8 @@ class SyncSettings:
 
     destination: str = "database"  # the embedded default: a table in any SQLAlchemy database
     mode: str = "upsert"  # or update_only: never create contacts the CRM does not have
-    database_url: str = ""  # default: sqlite file crm.sqlite in the data directory
+    # default: sqlite file crm.sqlite in the data directory; may hold a password, so never in a repr
+    database_url: str = field(default="", repr=False)
     database_table: str = "crm_contacts"
     hubspot_host: str = "https://api.hubapi.com"
     hubspot_id_property: str = "email"  # the unique contact property upserts are keyed by
