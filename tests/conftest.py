@@ -4,9 +4,12 @@ test, and the dbt manifest prepared once per session."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -98,3 +101,88 @@ def prepared_dbt():
     os.environ["PATH"] = str(Path(dbt_executable()).parent) + os.pathsep + os.environ["PATH"]
     mailroom_dbt.preparer.prepare(mailroom_dbt)
     return mailroom_dbt
+
+
+class BuiltWarehouse(NamedTuple):
+    settings: Settings  # this test's own copy, its environment set
+    # What built it, to read, never to rerun: the daily run's dg.ExecuteInProcessResult, or for
+    # "campaigns" the list [daily run, *batch campaign runs].
+    result: object
+
+
+def _copy_warehouse(template: Settings, data_dir: Path, request, cleanup: ExitStack) -> Settings:
+    """A copy of `template`: its data directory, and its DuckDB file or PostgreSQL database."""
+    shutil.copytree(template.data_dir, data_dir)
+    if template.warehouse == "duckdb":
+        return Settings(warehouse="duckdb", data_dir=data_dir, as_of=template.as_of)
+    server = request.getfixturevalue("pg_server")
+    postgres = cleanup.enter_context(fresh_database(server, template=template.postgres.dbname))
+    return Settings(warehouse="postgres", data_dir=data_dir, postgres=postgres, as_of=template.as_of)
+
+
+@pytest.fixture(scope="session")
+def built_templates(tmp_path_factory, sample_landing, prepared_dbt, request):
+    """Per engine and stage, the sample data built once per test session (a daily run costs half a
+    minute or more), for `built_warehouse` to copy for each test. Stages: "daily" (ingest, dbt, gates,
+    trigger campaigns) and "campaigns" (then every batch campaign's run)."""
+    import dagster as dg
+
+    from dagster_project.pipeline import run_batch_campaigns
+    from pipeline_helpers import run_daily_pipeline, with_landing
+
+    built: dict[tuple[str, str], BuiltWarehouse] = {}
+    cleanup = ExitStack()
+    request.addfinalizer(cleanup.close)
+
+    def build(kind: str, stage: str = "daily") -> BuiltWarehouse:
+        if (kind, stage) in built:
+            return built[(kind, stage)]
+        data_dir = tmp_path_factory.mktemp(f"built-{kind}-{stage}") / "data"
+        if stage == "daily":
+            postgres = {}
+            if kind == "postgres":
+                server = request.getfixturevalue("pg_server")
+                postgres = {"postgres": cleanup.enter_context(fresh_database(server, "mailroom_template"))}
+            settings = with_landing(Settings(warehouse=kind, data_dir=data_dir, as_of=SAMPLE_AS_OF.isoformat(),
+                                             **postgres), sample_landing)
+        else:
+            daily = build(kind, "daily")
+            settings = _copy_warehouse(daily.settings, data_dir, request, cleanup)
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in settings_environment(settings).items():
+                patch.setenv(name, value)
+            if stage == "daily":
+                result = run_daily_pipeline()
+                assert result.success, "the daily pipeline failed on the sample data"
+            else:
+                batch = run_batch_campaigns(dg.DagsterInstance.ephemeral())
+                assert batch and all(run.success for run in batch), "a batch campaign failed on the sample data"
+                result = [daily.result, *batch]
+        built[(kind, stage)] = BuiltWarehouse(settings, result)
+        return built[(kind, stage)]
+
+    return build
+
+
+def _built_warehouse(stage: str, warehouse_kind, built_templates, tmp_path, monkeypatch, request) -> BuiltWarehouse:
+    template = built_templates(warehouse_kind, stage)
+    cleanup = ExitStack()
+    request.addfinalizer(cleanup.close)
+    settings = _copy_warehouse(template.settings, tmp_path / "data", request, cleanup)
+    for name, value in settings_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    return BuiltWarehouse(settings, template.result)
+
+
+@pytest.fixture
+def built_warehouse(warehouse_kind, built_templates, tmp_path, monkeypatch, request) -> BuiltWarehouse:
+    """A warehouse of `warehouse_kind` the daily pipeline has built from the sample data, this test's
+    own to change (a copy of the session's: data directory and DuckDB file, or a PostgreSQL database
+    created from the template), with the environment pointing at it."""
+    return _built_warehouse("daily", warehouse_kind, built_templates, tmp_path, monkeypatch, request)
+
+
+@pytest.fixture
+def campaigned_warehouse(warehouse_kind, built_templates, tmp_path, monkeypatch, request) -> BuiltWarehouse:
+    """Like built_warehouse, after every batch campaign has run too (content, messages, sends)."""
+    return _built_warehouse("campaigns", warehouse_kind, built_templates, tmp_path, monkeypatch, request)

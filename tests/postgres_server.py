@@ -88,11 +88,17 @@ def _admin(target: PostgresTarget):
 
 
 @contextmanager
-def fresh_database(server: PostgresTarget, prefix: str = "mailroom_test"):
-    """A new, empty database on `server`, dropped afterwards."""
+def fresh_database(server: PostgresTarget, prefix: str = "mailroom_test", template: str | None = None):
+    """A new database on `server` (empty, or a copy of `template`), dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with _admin(server) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        if template:
+            # A template must have no sessions; an idle pooled connection of the build may remain.
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s AND pid <> pg_backend_pid()", [template])
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        else:
+            admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield PostgresTarget(server.host, server.port, server.user, server.password, name)
     finally:

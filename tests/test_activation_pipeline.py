@@ -10,8 +10,6 @@ import dagster as dg
 from dagster_project.pipeline import load_definitions
 from dagster_project.warehouse import Warehouse
 
-from pipeline_helpers import run_daily_pipeline, with_landing
-
 WEEKLY = ["campaigns", "weekly_picks"]
 
 
@@ -28,9 +26,8 @@ def _materialization(result, key: list[str]) -> dict:
                 for event in result.get_asset_materialization_events() if event.asset_key == dg.AssetKey(key))
 
 
-def test_an_opt_out_after_the_audience_was_built_is_honoured(mailroom_env, sample_landing, prepared_dbt):
-    settings = with_landing(mailroom_env, sample_landing)
-    assert run_daily_pipeline().success
+def test_an_opt_out_after_the_audience_was_built_is_honoured(built_warehouse):
+    settings = built_warehouse.settings
     definitions, instance = load_definitions(), dg.DagsterInstance.ephemeral()
     # Build the weekly audience and render its messages, but do not send yet.
     rendered = definitions.resolve_job_def("weekly_picks_campaign").execute_in_process(

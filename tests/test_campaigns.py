@@ -15,7 +15,7 @@ from dagster_project.personalization.send_time import send_at
 from dagster_project.pipeline import load_definitions, run_batch_campaigns
 from dagster_project.warehouse import Warehouse
 
-from pipeline_helpers import run_daily_pipeline, with_landing
+from pipeline_helpers import run_daily_pipeline
 
 
 def manifest() -> dict:
@@ -92,9 +92,8 @@ def campaign_metadata(runs, campaign_id: str, asset: str) -> dict:
     )
 
 
-def test_both_campaigns_render_one_message_per_eligible_customer(mailroom_env, sample_landing, prepared_dbt):
-    settings = with_landing(mailroom_env, sample_landing)
-    runs = run_campaigns()
+def test_both_campaigns_render_one_message_per_eligible_customer(campaigned_warehouse):
+    settings, runs = campaigned_warehouse
     warehouse = Warehouse(settings)
     for campaign_id, audience in (("weekly_picks", "marts.campaign_weekly_picks"),
                                   ("cart_abandonment", "marts.campaign_cart_abandonment")):
@@ -148,9 +147,8 @@ def test_both_campaigns_render_one_message_per_eligible_customer(mailroom_env, s
         assert left in html
 
 
-def test_rerunning_a_campaign_sends_nothing_new_and_keeps_assignments(mailroom_env, sample_landing, prepared_dbt):
-    settings = with_landing(mailroom_env, sample_landing)
-    run_campaigns()
+def test_rerunning_a_campaign_sends_nothing_new_and_keeps_assignments(campaigned_warehouse):
+    settings = campaigned_warehouse.settings
     with Warehouse(settings).connect() as conn:
         before = conn.fetchall("select campaign_id, customer_id, variant_id from ops.variant_assignments order by 1, 2")
         messages = conn.fetchall("select message_id, html_body from ops.campaign_messages order by 1")
@@ -176,7 +174,7 @@ def test_campaigns_appear_in_the_lineage_below_their_audience(prepared_dbt):
     assert dg.AssetKey(["campaigns", "weekly_picks", "messages"]) not in daily.asset_layer.executable_asset_keys
 
 
-def test_assignments_stay_sticky_until_the_variant_disappears(mailroom_env, sample_landing, prepared_dbt):
+def test_assignments_stay_sticky_until_the_variant_disappears(campaigned_warehouse):
     from dataclasses import replace
 
     from dagster_project.defs.personalization.campaign_assets import load_campaigns
@@ -185,8 +183,7 @@ def test_assignments_stay_sticky_until_the_variant_disappears(mailroom_env, samp
     from dagster_project.personalization.messages_step import render_campaign_messages
     from dagster_project.settings import load_personalization_settings
 
-    settings = with_landing(mailroom_env, sample_landing)
-    run_campaigns()
+    settings = campaigned_warehouse.settings
     warehouse = Warehouse(settings)
     with warehouse.connect() as conn:
         before = dict(conn.fetchall(

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_project.ingest.sources import SOURCES
 from dagster_project.warehouse import Warehouse
 
-from pipeline_helpers import run_daily_pipeline, table_rows, with_landing
+from pipeline_helpers import run_daily_pipeline, table_rows
 
 STAGING_FOR_SOURCE = {
     "cdp": "staging.stg_cdp__events",
@@ -18,10 +18,8 @@ STAGING_FOR_SOURCE = {
 }
 
 
-def test_daily_pipeline_materializes_ingest_and_dbt(mailroom_env, sample_landing, prepared_dbt):
-    settings = with_landing(mailroom_env, sample_landing)
-    result = run_daily_pipeline()
-    assert result.success
+def test_daily_pipeline_materializes_ingest_and_dbt(built_warehouse):
+    settings, result = built_warehouse
 
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     for source in SOURCES.values():
@@ -48,9 +46,8 @@ def test_daily_pipeline_materializes_ingest_and_dbt(mailroom_env, sample_landing
         assert conn.scalar("SELECT count(*) FROM staging.stg_cdp__events WHERE product_id IS NOT NULL") > 0
 
 
-def test_second_run_is_idempotent(mailroom_env, sample_landing, prepared_dbt):
-    settings = with_landing(mailroom_env, sample_landing)
-    assert run_daily_pipeline().success
+def test_second_run_is_idempotent(built_warehouse):
+    settings = built_warehouse.settings
     with Warehouse(settings).connect() as conn:
         before = {t: table_rows(conn, t) for t in ("raw.cdp_events", "raw.quarantine")}
     assert run_daily_pipeline().success

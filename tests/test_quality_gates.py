@@ -108,12 +108,8 @@ def run_with_downstream_probe() -> tuple[dg.ExecuteInProcessResult, list]:
     return result, ran
 
 
-def test_clean_data_passes_every_gate_then_each_corruption_fails_its_gate(
-    mailroom_env, sample_landing, prepared_dbt
-):
-    settings = with_landing(mailroom_env, sample_landing)
-    result = run_daily_pipeline()
-    assert result.success
+def test_clean_data_passes_every_gate_then_each_corruption_fails_its_gate(built_warehouse):
+    settings, result = built_warehouse
     checks = gate_checks(result)
     # Every suite, plus the campaign templates on each audience and on the (daily) trigger campaign.
     assert set(checks) == {suite.check_name for suite in load_suites(settings.expectations_dir)} | {
@@ -138,10 +134,9 @@ def test_clean_data_passes_every_gate_then_each_corruption_fails_its_gate(
         assert "FROM crm_contacts" in crm.unexpected_index_query and "search_path TO raw" in crm.unexpected_index_query
 
 
-def test_a_failed_raw_gate_stops_the_warehouse_build(mailroom_env, sample_landing, prepared_dbt):
+def test_a_failed_raw_gate_stops_the_warehouse_build(built_warehouse):
     """Rows loaded into raw by another tool, bypassing ingest's checks, are caught before dbt runs."""
-    settings = with_landing(mailroom_env, sample_landing)
-    assert run_daily_pipeline().success
+    settings = built_warehouse.settings
     with Warehouse(settings).connect() as conn:
         conn.execute(CORRUPTIONS[0][1])
         before = conn.scalar("select count(*) from marts.dim_customers")
@@ -241,9 +236,8 @@ def test_a_failing_dbt_test_blocks_downstream_assets(mailroom_env, sample_landin
 
 
 @pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
-def test_a_source_without_new_files_shows_stale_without_blocking(mailroom_env, sample_landing, prepared_dbt):
-    settings = with_landing(mailroom_env, sample_landing)
-    assert run_daily_pipeline().success
+def test_a_source_without_new_files_shows_stale_without_blocking(built_warehouse):
+    settings = built_warehouse.settings
     with Warehouse(settings).connect() as conn:
         conn.execute("update raw.ingested_files set loaded_at = loaded_at - interval '3 days' where source = 'cdp'")
 
@@ -258,11 +252,10 @@ def test_a_source_without_new_files_shows_stale_without_blocking(mailroom_env, s
     assert all(check.passed for name, check in freshness.items() if name != "cdp_events")
 
 
-def test_quality_docs_report_every_suite(mailroom_env, sample_landing, prepared_dbt):
+def test_quality_docs_report_every_suite(built_warehouse):
     from dagster_project.quality.docs import build_quality_docs
 
-    settings = with_landing(mailroom_env, sample_landing)
-    assert run_daily_pipeline().success
+    settings = built_warehouse.settings
     index, results = build_quality_docs(settings)
     assert index == settings.data_dir / "quality-docs" / "index.html" and index.exists()
     names = {result.suite.name for result in results}
@@ -281,14 +274,8 @@ def campaign_suite(settings, template: str, campaign_id: str, relation: str, aud
     return suite.for_campaign(campaign_id, relation, audience)
 
 
-def test_campaign_gates_catch_a_customer_without_consent_and_broken_messages(
-    mailroom_env, sample_landing, prepared_dbt
-):
-    from dagster_project.pipeline import run_batch_campaigns
-
-    settings = with_landing(mailroom_env, sample_landing)
-    assert run_daily_pipeline().success
-    assert all(run.success for run in run_batch_campaigns(dg.DagsterInstance.ephemeral()))
+def test_campaign_gates_catch_a_customer_without_consent_and_broken_messages(campaigned_warehouse):
+    settings = campaigned_warehouse.settings
     warehouse = Warehouse(settings)
     audience = campaign_suite(settings, "campaign_audience", "weekly_picks", "marts.campaign_weekly_picks",
                               ("marts", "campaign_weekly_picks"))
@@ -316,13 +303,10 @@ def test_campaign_gates_catch_a_customer_without_consent_and_broken_messages(
     assert "expect_column_values_to_match_regex(text_body)" in failed_messages
 
 
-def test_a_failed_audience_gate_stops_the_campaign_before_any_message(
-    mailroom_env, sample_landing, prepared_dbt, tmp_path, monkeypatch
-):
+def test_a_failed_audience_gate_stops_the_campaign_before_any_message(built_warehouse, tmp_path, monkeypatch):
     from dagster_project.pipeline import run_batch_campaigns
 
-    settings = with_landing(mailroom_env, sample_landing)
-    assert run_daily_pipeline().success
+    settings = built_warehouse.settings
     suites = tmp_path / "expectations"
     shutil.copytree(settings.expectations_dir, suites)
     document = json.loads((suites / "campaign_audience.json").read_text())
