@@ -9,17 +9,10 @@ import pytest
 from dagster_project.settings import Settings
 from dagster_project.warehouse import Warehouse
 
-from conftest import SAMPLE_AS_OF, settings_environment
-from pipeline_helpers import run_daily_pipeline, with_landing
-
 
 @pytest.fixture
-def built_sample(tmp_path, sample_landing, prepared_dbt, monkeypatch) -> tuple[Settings, dict]:
-    settings = with_landing(Settings(warehouse="duckdb", data_dir=tmp_path / "data"), sample_landing)
-    for name, value in settings_environment(settings).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MAILROOM_AS_OF", SAMPLE_AS_OF.isoformat())
-    assert run_daily_pipeline().success
+def built_sample(built_templates, sample_landing) -> tuple[Settings, dict]:
+    settings = built_templates("duckdb").settings  # the session's build, read only
     with open(sample_landing / "truth" / "customers.csv", newline="") as handle:
         truth = {row["user_id"]: row for row in csv.DictReader(handle)}
     return settings, truth
