@@ -368,8 +368,20 @@ class ActivationSettings:
     breaker_reset_seconds: float = 60.0
     frequency_cap: int = 3  # messages per customer per 7 days, across campaigns; 0 = no cap
     quiet_hours: tuple[int, int] | None = (21, 8)  # local [start, end) hours nothing is delivered in
-    reconcile_after_minutes: float = 30.0  # wait this long for provider events before resending
+    reconcile_after_minutes: float = 30.0  # wait this long for provider events before unknown_outcome decides
     expire_after_hours: float = 48.0  # a message not handed over this long after its send time expires
+    # A send run holds the rows it works on for this long, renewed while it lives; rows of a run that
+    # died are reconciled once it has run out. Longer than any one request, backoff or breaker wait.
+    lease_seconds: float = 600.0
+    # What happens to a SendGrid message whose outcome stayed unknown (no event within the reconcile
+    # window): hold it for an operator, cancel its scheduled batch and send it again, or resend it.
+    unknown_outcome: str = "hold"
+    # cancel_and_resend only: every SendGrid message is scheduled at least this far ahead.
+    sendgrid_cancel_margin_minutes: float = 40.0
+    duckdb_wait_seconds: float = 300.0  # how long a send waits for another process to release the DuckDB file
+
+
+UNKNOWN_OUTCOMES = ("hold", "cancel_and_resend", "resend")
 
 
 def load_activation_settings(environ: dict[str, str] | None = None) -> ActivationSettings:
@@ -415,7 +427,29 @@ def load_activation_settings(environ: dict[str, str] | None = None) -> Activatio
         quiet_hours=_quiet_hours(env.get("MAILROOM_QUIET_HOURS", "21-8")),
         reconcile_after_minutes=_number(env, "MAILROOM_RECONCILE_AFTER_MINUTES", defaults.reconcile_after_minutes),
         expire_after_hours=_number(env, "MAILROOM_SEND_EXPIRY_HOURS", defaults.expire_after_hours),
+        **_ownership(env, defaults),
     )
+
+
+def _ownership(env, defaults: ActivationSettings) -> dict:
+    """Leases and the unknown-outcome policy, checked against each other."""
+    lease = _number(env, "MAILROOM_SEND_LEASE_SECONDS", defaults.lease_seconds)
+    if lease < 1:
+        raise SettingsError(f"MAILROOM_SEND_LEASE_SECONDS={lease:g} must be at least 1")
+    policy = (env.get("MAILROOM_UNKNOWN_OUTCOME") or defaults.unknown_outcome).strip().lower().replace("-", "_")
+    if policy not in UNKNOWN_OUTCOMES:
+        raise SettingsError(f"MAILROOM_UNKNOWN_OUTCOME={policy!r} must be one of {', '.join(UNKNOWN_OUTCOMES)}")
+    margin = _number(env, "MAILROOM_SENDGRID_CANCEL_MARGIN_MINUTES", defaults.sendgrid_cancel_margin_minutes)
+    # A recovering run can only start once the dead run's lease has run out, and SendGrid cannot cancel
+    # later than 10 minutes before send_at: the margin must leave room for both, and for the next run.
+    if policy == "cancel_and_resend" and margin * 60 <= lease + 600:
+        raise SettingsError(
+            f"MAILROOM_SENDGRID_CANCEL_MARGIN_MINUTES={margin:g} is too short for cancel_and_resend: it must exceed "
+            f"the lease (MAILROOM_SEND_LEASE_SECONDS={lease:g}) plus SendGrid's 10 minutes, plus the time until the "
+            "next send run"
+        )
+    return {"lease_seconds": lease, "unknown_outcome": policy, "sendgrid_cancel_margin_minutes": margin,
+            "duckdb_wait_seconds": _number(env, "MAILROOM_DUCKDB_WAIT_SECONDS", defaults.duckdb_wait_seconds)}
 
 
 def sendgrid_api_key(environ: dict[str, str] | None = None) -> str:

@@ -1,5 +1,6 @@
 """The destination chain from ActivationSettings: destinations in failover order, each with its
-token bucket and circuit breaker, plus what the reconciler may ask about earlier runs."""
+token bucket and circuit breaker, plus what the reconciler may ask about earlier runs (the outbox
+whether a file is there; SendGrid, with cancel_and_resend, to cancel a batch)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ def build_destination(name: str, settings: ActivationSettings):
     if name == "outbox":
         return OutboxDestination(settings.outbox_dir, settings.from_email, settings.from_name)
     if name == "sendgrid":
+        cancellable = settings.unknown_outcome == "cancel_and_resend"
         return SendGridDestination(settings.sendgrid_host, sendgrid_api_key, settings.from_email, settings.from_name,
                                    unsubscribe_group_id=settings.sendgrid_unsubscribe_group_id,
-                                   batch_size=settings.sendgrid_batch_size, timeout_seconds=settings.timeout_seconds)
+                                   batch_size=settings.sendgrid_batch_size, timeout_seconds=settings.timeout_seconds,
+                                   cancel_margin=timedelta(minutes=settings.sendgrid_cancel_margin_minutes)
+                                   if cancellable else None)
     if name == "smtp":
         return SmtpDestination(settings.smtp, smtp_password, settings.from_email, settings.from_name,
                                timeout_seconds=settings.timeout_seconds)
@@ -39,9 +43,13 @@ def build_routes(settings: ActivationSettings, dry_run: bool = False) -> list[Ro
     return routes
 
 
-def build_finders(settings: ActivationSettings) -> dict:
-    """Destinations that can answer "do you have this message?" - the outbox always can."""
-    return {"outbox": OutboxDestination(settings.outbox_dir, settings.from_email, settings.from_name)}
+def build_finders(settings: ActivationSettings, dry_run: bool = False) -> dict:
+    """Destinations reconcile may ask: the outbox ("is the file there?") always; SendGrid, to cancel a
+    batch, when the policy is cancel_and_resend and an API key is set (never in a dry run)."""
+    finders = {"outbox": OutboxDestination(settings.outbox_dir, settings.from_email, settings.from_name)}
+    if settings.unknown_outcome == "cancel_and_resend" and sendgrid_api_key() and not dry_run:
+        finders["sendgrid"] = build_destination("sendgrid", settings)
+    return finders
 
 
 def send_policy(settings: ActivationSettings) -> SendPolicy:
@@ -51,4 +59,7 @@ def send_policy(settings: ActivationSettings) -> SendPolicy:
         expire_after=timedelta(hours=settings.expire_after_hours),
         reconcile_after=timedelta(minutes=settings.reconcile_after_minutes),
         max_attempts=settings.max_attempts,
+        lease=timedelta(seconds=settings.lease_seconds),
+        unknown_outcome=settings.unknown_outcome,
+        warehouse_wait_seconds=settings.duckdb_wait_seconds,
     )

@@ -1,9 +1,15 @@
 """Hand a campaign's rendered messages to the destination chain, exactly once, through the ledger.
 
-One pass: settle what an interrupted run left in `sending` (reconcile.py), plan the new messages,
-then page through the planned ones: suppress what the latest data forbids (presend.py), hold back
-what is not due, and hand the rest over in batches - pacing each destination with a token bucket,
-retrying transient failures with backoff, and failing over when a circuit breaker opens.
+One pass: settle what a run that is gone left in `sending` (reconcile.py), plan the new messages
+(one per address per campaign run), then lease and page through the planned ones: fail what
+cannot be sent (an invalid address, an unreadable message), suppress what the latest data forbids
+(presend.py), hold back what is not due, and hand the rest over in batches - pacing each destination
+with a token bucket, retrying transient failures with backoff, and failing over when a circuit
+breaker opens.
+
+Several runs may work at once: each owns its rows through leases (ledger.py), and on PostgreSQL a
+campaign another run is sending is skipped (concurrency.py). Every time here is the wall clock
+(`clock`): MAILROOM_AS_OF moves data rules in the models, never when a message is delivered.
 """
 
 from __future__ import annotations
@@ -12,17 +18,24 @@ import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
+from dagster_project.addresses import address_problem
 from dagster_project.warehouse import Connection, Warehouse
 from reverse_etl import ledger
+from reverse_etl.concurrency import lock_campaign, new_owner, warehouse_session
 from reverse_etl.destinations.base import BatchResult, DeliveryError, DestinationUnavailable, PayloadTooLarge
-from reverse_etl.ledger import ACCEPTED, FAILED, PLANNED, SENDING, SUPPRESSED
+from reverse_etl.ledger import ACCEPTED, FAILED, PLANNED, SENDING, SUPPRESSED, LeaseLost
 from reverse_etl.outgoing import OutgoingMessage
 from reverse_etl.presend import delivery_time, suppression_reasons
-from reverse_etl.reconcile import reconcile
+from reverse_etl.reconcile import Reconciler
 from reverse_etl.throttle import Backoff, CircuitBreaker, TokenBucket
+
+
+def utc_now() -> datetime:
+    """The wall clock, as naive UTC like every timestamp in the ledger."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,9 @@ class SendPolicy:
     reconcile_after: timedelta = timedelta(minutes=30)
     max_attempts: int = 5  # per message and destination in one run
     page_size: int = 1000
+    lease: timedelta = timedelta(minutes=10)  # how long a run holds its rows without renewing
+    unknown_outcome: str = "hold"  # MAILROOM_UNKNOWN_OUTCOME: hold, cancel_and_resend or resend
+    warehouse_wait_seconds: float = 300.0  # DuckDB: how long to wait for another process to let go of the file
 
 
 @dataclass
@@ -51,6 +67,10 @@ class Route:
     def name(self) -> str:
         return self.destination.name
 
+    @property
+    def cancellable(self) -> bool:
+        return getattr(self.destination, "cancellable", False)
+
 
 @dataclass
 class SendReport:
@@ -63,7 +83,11 @@ class SendReport:
     failed: Counter = field(default_factory=Counter)  # reason -> messages
     deferred: int = 0  # not due yet for the destination: still planned
     next_due_at: datetime | None = None
-    unknown: int = 0  # outcome unknown this pass: left in sending, reconciled next run
+    unknown: int = 0  # outcome unknown this pass: left in sending, reconciled by the next run
+    awaiting: int = 0  # rows of the campaign still in `sending` after the pass: awaiting reconciliation
+    held_elsewhere: int = 0  # rows another live run holds (leased) after the pass
+    skipped: str = ""  # why the whole campaign was left to another run, if it was
+    lease_lost: bool = False  # this run stalled past its lease and stopped; another run has the rows
     reconciled: Counter = field(default_factory=Counter)
     requests: Counter = field(default_factory=Counter)  # destination -> requests
     retries: int = 0
@@ -76,79 +100,125 @@ class SendReport:
         return sum(self.accepted.values())
 
 
-class AllDestinationsDown(RuntimeError):
-    pass
-
-
 class Sender:
-    def __init__(self, warehouse: Warehouse, routes: Sequence[Route], policy: SendPolicy, now: datetime,
+    def __init__(self, warehouse: Warehouse, routes: Sequence[Route], policy: SendPolicy,
                  finders: dict | None = None, dry_run: bool = False, backoff: Backoff | None = None,
-                 sleep: Callable[[float], None] = time.sleep, wall_clock: Callable[[], datetime] | None = None,
-                 log: Callable[[str], None] = lambda message: None):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], datetime] = utc_now,
+                 run_id: str | None = None, log: Callable[[str], None] = lambda message: None):
         if not routes:
             raise ValueError("no destination configured: set MAILROOM_DESTINATIONS (e.g. outbox or sendgrid,smtp)")
         self.warehouse = warehouse
         self.routes = list(routes)
         self.policy = policy
-        self.now = now  # the scheduling clock: due times, quiet hours, frequency window
-        self.finders = finders or {}
+        self.finders = finders or {}  # destinations reconcile may ask (find_accepted, cancel_batch)
         self.dry_run = dry_run
         self.backoff = backoff or Backoff()
         self.sleep = sleep
-        self.wall_clock = wall_clock or (lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+        self.clock = clock  # delivery, quiet hours, due and expiry times, leases: the wall clock
+        self.owner = new_owner(run_id)  # the lease owner of every row this sender works on
         self.log = log
         self._tries: Counter = Counter()  # (destination, message_id) -> failed attempts this run
         self._last_route: str | None = None
         self._last_error = ""
         self._exhausted = False  # every destination used up its attempts: stop trying this run
+        self._page: list[str] = []  # ids of the page this run holds now
+        self._renewed_at = datetime.min
 
     def send_campaign(self, campaign_id: str) -> SendReport:
         started = time.perf_counter()
         report = SendReport(campaign_id=campaign_id, dry_run=self.dry_run)
-        with self.warehouse.session(commit=not self.dry_run) as conn:
+        with warehouse_session(self.warehouse, commit=not self.dry_run, wait_seconds=self.policy.warehouse_wait_seconds,
+                               log=self.log) as conn:
             ledger.ensure_ledger(conn)
-            report.reconciled = reconcile(conn, campaign_id, self.finders, self.wall_clock(),
-                                          self.policy.reconcile_after, self.log)
-            report.requeued = ledger.requeue_retryable(conn, campaign_id)
-            report.planned = ledger.plan(conn, campaign_id, self.wall_clock())
-            conn.commit()
-            after = ""
-            while page := self._next_page(conn, campaign_id, after):
-                after = page[-1].message_id
-                self._send_page(conn, page, report)
+            if self.dry_run or lock_campaign(conn, campaign_id):  # a dry run changes nothing: it never blocks a send
+                self._pass(conn, campaign_id, report)
+            else:
+                report.skipped = "another send run is sending this campaign (PostgreSQL advisory lock)"
+                self.log(f"{campaign_id}: skipped - {report.skipped}; it hands these messages over")
             report.ledger = ledger.counts(conn, campaign_id)
+            report.awaiting = report.ledger.get(SENDING, 0)
+            report.held_elsewhere = ledger.held_elsewhere(conn, campaign_id, self.owner, self.clock())
         report.seconds = time.perf_counter() - started
         return report
 
-    def _next_page(self, conn: Connection, campaign_id: str, after: str) -> list[OutgoingMessage]:
-        # Ids from the ledger first, then the page's messages by id: joining the whole messages table
-        # (HTML included) for every page made each page slower as the table grew.
-        planned = conn.fetchall(
-            "SELECT message_id, send_at, timezone FROM ops.send_ledger "
-            f"WHERE campaign_id = ? AND state = '{PLANNED}' AND message_id > ? ORDER BY message_id LIMIT ?",
-            [campaign_id, after, self.policy.page_size],
-        )
-        if not planned:
-            return []
-        rows = {r[0]: r for r in conn.fetchall(
-            "SELECT message_id, campaign_id, variant_id, customer_id, to_email, subject, html_body, text_body, "
-            "headers_json FROM ops.campaign_messages WHERE message_id = ANY(?)", [[p[0] for p in planned]])}
-        page = []
-        for message_id, send_at, tz_name in planned:
-            _, campaign, variant, customer_id, to_email, subject, html, text, headers = rows[message_id]
-            page.append(OutgoingMessage(
-                message_id=message_id, campaign_id=campaign, variant_id=variant, customer_id=customer_id,
-                to_email=to_email, subject=subject, html=html, text=text, headers=json.loads(headers or "{}"),
-                send_at=send_at, deliver_at=delivery_time(send_at, self.now, tz_name, self.policy.quiet_hours)))
-        return page
+    def _pass(self, conn: Connection, campaign_id: str, report: SendReport) -> None:
+        now = self.clock()
+        report.reconciled = Reconciler(
+            conn, self.owner, now, now + self.policy.lease, self.policy.reconcile_after, self.policy.unknown_outcome,
+            self.finders, self.log).run(campaign_id)
+        report.requeued = ledger.requeue_retryable(conn, campaign_id)
+        report.planned = ledger.plan(conn, campaign_id, now)
+        duplicates = ledger.suppress_duplicate_addresses(conn, campaign_id, self.owner, now)
+        if duplicates:
+            report.suppressed[ledger.DUPLICATE_ADDRESS] += duplicates
+        conn.commit()
+        after = ""
+        try:
+            while after is not None:
+                now = self.clock()
+                held, after = ledger.lease_page(conn, campaign_id, self.owner, after, self.policy.page_size, now,
+                                                now + self.policy.lease)
+                conn.commit()
+                if held:
+                    self._send_page(conn, held, report)
+        except LeaseLost as lost:
+            conn.commit()  # every move made was of rows this run still held: keep what it recorded
+            report.lease_lost = True
+            self.log(f"{campaign_id}: stopped - {lost}. Raise MAILROOM_SEND_LEASE_SECONDS if a page takes this long.")
 
-    def _send_page(self, conn: Connection, page: list[OutgoingMessage], report: SendReport) -> None:
-        reasons = suppression_reasons(conn, page, self.now, self.policy.frequency_cap, self.policy.expire_after)
+    def _send_page(self, conn: Connection, held: list[tuple], report: SendReport) -> None:
+        self._page, self._renewed_at = [row[0] for row in held], self.clock()
+        page = self._load(conn, held, report)
+        self._fail_invalid_addresses(conn, page, report)
+        reasons = suppression_reasons(conn, page, self.clock(), self.policy.frequency_cap, self.policy.expire_after)
         if reasons:
-            ledger.move_each(conn, reasons, PLANNED, SUPPRESSED, now=self.wall_clock())
+            ledger.move_each(conn, reasons, PLANNED, SUPPRESSED, now=self.clock(), owner=self.owner)
             report.suppressed.update(reasons.values())
             conn.commit()
         self._deliver(conn, deque(m for m in page if m.message_id not in reasons), report)
+        # Done with the page: what is still planned (not due) is free for any run, and what is left in
+        # `sending` (an unknown outcome) is for the next run to reconcile. A crash instead lets the
+        # lease run out.
+        ledger.release(conn, self._page, self.owner, self.clock())
+        conn.commit()
+
+    def _load(self, conn: Connection, held: list[tuple], report: SendReport) -> list[OutgoingMessage]:
+        """The page's messages by id (joining the whole messages table, HTML included, for every page
+        made each page slower as the table grew). A message that cannot be read fails alone."""
+        rows = {r[0]: r for r in conn.fetchall(
+            "SELECT message_id, campaign_id, variant_id, customer_id, to_email, subject, html_body, text_body, "
+            "headers_json, rendered_at FROM ops.campaign_messages WHERE message_id = ANY(?)", [[h[0] for h in held]])}
+        page, unreadable = [], {}
+        now = self.clock()
+        for message_id, send_at, tz_name in held:
+            try:
+                _, campaign, variant, customer_id, to_email, subject, html, text, headers, rendered_at = rows[message_id]
+                page.append(OutgoingMessage(
+                    message_id=message_id, campaign_id=campaign, variant_id=variant, customer_id=customer_id,
+                    to_email=to_email, subject=subject, html=html, text=text, headers=_headers(headers),
+                    send_at=send_at, rendered_at=rendered_at,
+                    deliver_at=delivery_time(send_at, now, tz_name, self.policy.quiet_hours)))
+            except (KeyError, ValueError, TypeError) as error:
+                unreadable[message_id] = f"the rendered message cannot be read: {type(error).__name__}: {error}"[:500]
+        self._fail(conn, unreadable, "unreadable_message", report)
+        return page
+
+    def _fail_invalid_addresses(self, conn: Connection, page: list[OutgoingMessage], report: SendReport) -> None:
+        """An address no destination can take fails before anything is handed over (ingest keeps bad
+        addresses out; this catches what got past it, e.g. a message rendered before a fix)."""
+        invalid = {m.message_id: f"invalid address: {problem}" for m in page
+                   if (problem := address_problem(m.to_email or ""))}
+        self._fail(conn, invalid, "invalid_address", report)
+        page[:] = [m for m in page if m.message_id not in invalid]
+
+    def _fail(self, conn: Connection, errors: dict[str, str], reason: str, report: SendReport,
+              from_state: str = PLANNED) -> None:
+        if not errors:
+            return
+        ledger.move_each(conn, errors, from_state, FAILED, now=self.clock(), owner=self.owner, column="last_error",
+                         reason=reason, is_retryable=False)
+        report.failed[reason] += len(errors)
+        conn.commit()
 
     def _deliver(self, conn: Connection, pending: deque, report: SendReport) -> None:
         while pending:
@@ -157,7 +227,7 @@ class Sender:
                 self._exhausted = True
                 self._give_up(conn, list(pending), report)
                 return
-            horizon = self.now + route.destination.schedules_ahead
+            horizon = self.clock() + route.destination.schedules_ahead
             batch = []
             while pending and len(batch) < route.max_batch:
                 message = pending.popleft()
@@ -166,6 +236,9 @@ class Sender:
                     report.next_due_at = min(report.next_due_at or message.deliver_at, message.deliver_at)
                 else:
                     batch.append(message)
+            if batch and route.cancellable:  # one request per hand-over: one batch id covers exactly it
+                batch, rest = route.destination.split_request(batch)
+                pending.extendleft(reversed(rest))
             if batch:
                 pending.extendleft(reversed(self._hand_over(conn, route, batch, report)))
 
@@ -192,36 +265,77 @@ class Sender:
     def _hand_over(self, conn: Connection, route: Route, batch: list[OutgoingMessage],
                    report: SendReport) -> list[OutgoingMessage]:
         """One request; returns the messages that were not sent and should be handed over again."""
-        ids = [m.message_id for m in batch]
-        wall = self.wall_clock()
-        ledger.move(conn, ids, PLANNED, SENDING, now=wall, destination=route.name, attempts=1)
-        shifted = {m.message_id: m.deliver_at for m in batch}
-        ledger.move_each(conn, shifted, SENDING, SENDING, now=wall, column="deliver_at")
+        now = self.clock()
+        self._renew_lease(conn, now)
+        batch = self._claim(conn, route, batch, now)
+        if not batch:
+            return []
+        try:
+            batch_id = self._new_batch(conn, route, batch)
+        except DeliveryError as error:
+            return self._after_failure(conn, route, batch, error, report)
         conn.commit()  # from here until the answer is recorded, a crash leaves these to reconcile
         route.bucket.acquire()
         report.requests[route.name] += 1
         try:
-            result = route.destination.deliver(batch, self.now)
+            result = route.destination.deliver(batch, now, **({"batch_id": batch_id} if batch_id else {}))
         except DeliveryError as error:
             self._record(conn, route, error.partial, report)
-            return self._after_failure(conn, route, [m for m in batch if m.message_id not in error.partial.accepted
-                                                     and m.message_id not in error.partial.rejected], error, report)
+            done = {*error.partial.accepted, *error.partial.rejected, *error.partial.unsendable}
+            return self._after_failure(conn, route, [m for m in batch if m.message_id not in done], error, report)
         route.breaker.record_success()
         self._record(conn, route, result, report)
-        unsent = [m for m in batch if m.message_id not in result.accepted and m.message_id not in result.rejected]
-        ledger.move(conn, [m.message_id for m in unsent], SENDING, PLANNED, now=self.wall_clock())
+        done = {*result.accepted, *result.rejected, *result.unsendable}
+        unsent = [m for m in batch if m.message_id not in done]
+        ledger.move(conn, [m.message_id for m in unsent], SENDING, PLANNED, now=self.clock(), owner=self.owner)
         conn.commit()
         return unsent
 
+    def _claim(self, conn: Connection, route: Route, batch: list[OutgoingMessage], now: datetime
+               ) -> list[OutgoingMessage]:
+        """planned -> sending with the delivery time the destination gets (a cancellable one is given
+        at least its minimum lead, so a cancellation can still reach it); only the rows this run
+        still holds go out."""
+        lead = getattr(route.destination, "minimum_lead", timedelta(0))
+        if lead:
+            batch = [replace(m, deliver_at=max(m.deliver_at, now + lead)) for m in batch]
+        claimed = ledger.claim_for_sending(conn, [m.message_id for m in batch], self.owner, now, route.name)
+        batch = [m for m in batch if m.message_id in claimed]
+        ledger.move_each(conn, {m.message_id: m.deliver_at for m in batch}, SENDING, SENDING, now=now,
+                         owner=self.owner, column="deliver_at")
+        return batch
+
+    def _new_batch(self, conn: Connection, route: Route, batch: list[OutgoingMessage]) -> str | None:
+        """A provider batch id for a cancellable destination, recorded before the request goes out."""
+        if not route.cancellable:
+            return None
+        batch_id = route.destination.new_batch()
+        ledger.move(conn, [m.message_id for m in batch], SENDING, SENDING, now=self.clock(), owner=self.owner,
+                    provider_batch_id=batch_id)
+        return batch_id
+
+    def _renew_lease(self, conn: Connection, now: datetime) -> None:
+        """Keep holding the page: renewed when a third of the lease has passed (committed with the claim)."""
+        if now - self._renewed_at >= self.policy.lease / 3:
+            ledger.renew(conn, self._page, self.owner, now + self.policy.lease)
+            self._renewed_at = now
+
     def _record(self, conn: Connection, route: Route, result: BatchResult, report: SendReport) -> None:
-        wall = self.wall_clock()
-        ledger.move_each(conn, result.accepted, SENDING, ACCEPTED, now=wall, column="provider_message_id")
-        ledger.move_each(conn, result.rejected, SENDING, FAILED, now=wall, column="last_error",
+        wall = self.clock()
+        # Accepted: an earlier attempt's error or reason no longer describes the message.
+        ledger.move_each(conn, result.accepted, SENDING, ACCEPTED, now=wall, owner=self.owner,
+                         column="provider_message_id", reason=None, last_error=None)
+        ledger.move_each(conn, result.rejected, SENDING, FAILED, now=wall, owner=self.owner, column="last_error",
                          reason="rejected_by_provider", is_retryable=False)
         if result.accepted:
             report.accepted[route.name] += len(result.accepted)
         if result.rejected:
             report.failed["rejected_by_provider"] += len(result.rejected)
+        by_reason: dict[str, dict[str, str]] = {}
+        for message_id, (reason, error) in result.unsendable.items():
+            by_reason.setdefault(reason, {})[message_id] = f"{route.name}: {error}"[:500]
+        for reason, errors in by_reason.items():
+            self._fail(conn, errors, reason, report, from_state=SENDING)
         conn.commit()
 
     def _after_failure(self, conn: Connection, route: Route, rest: list[OutgoingMessage], error: DeliveryError,
@@ -232,18 +346,18 @@ class Sender:
             route.breaker.record_failure()
             unknown = [m for m in rest if error.unknown_ids is None or m.message_id in error.unknown_ids]
             untouched = [m for m in rest if m not in unknown]
-            ledger.move(conn, [m.message_id for m in untouched], SENDING, PLANNED, now=self.wall_clock())
+            self._back_to_planned(conn, untouched)
             report.unknown += len(unknown)
             self.log(f"{route.name}: {error} - {len(unknown):,} messages left in 'sending' to reconcile before any resend")
             conn.commit()
             return untouched
         if isinstance(error, PayloadTooLarge) and len(rest) > 1:
             route.max_batch = max(1, len(rest) // 2)
-            ledger.move(conn, ids, SENDING, PLANNED, now=self.wall_clock(), last_error=self._last_error)
+            self._back_to_planned(conn, rest, last_error=self._last_error)
             conn.commit()
             return rest
         if isinstance(error, PayloadTooLarge):
-            ledger.move(conn, ids, SENDING, FAILED, now=self.wall_clock(), reason="too_large",
+            ledger.move(conn, ids, SENDING, FAILED, now=self.clock(), owner=self.owner, reason="too_large",
                         last_error=self._last_error, is_retryable=False)
             report.failed["too_large"] += 1
             conn.commit()
@@ -255,20 +369,32 @@ class Sender:
         report.retries += 1
         for message_id in ids:
             self._tries[(route.name, message_id)] += 1
-        ledger.move(conn, ids, SENDING, PLANNED, now=self.wall_clock(), last_error=self._last_error)
+        self._back_to_planned(conn, rest, last_error=self._last_error)
         conn.commit()
         self.log(f"{route.name}: {error} ({len(rest):,} messages, breaker {route.breaker.state})")
         if route.breaker.allows() and not isinstance(error, DestinationUnavailable):
             self.sleep(self.backoff.delay(self._tries[(route.name, ids[0])], error.retry_after))
         return rest
 
+    def _back_to_planned(self, conn: Connection, messages: list[OutgoingMessage], **values) -> None:
+        """Not handed over after all: planned again, still held by this run, without a batch id."""
+        ledger.move(conn, [m.message_id for m in messages], SENDING, PLANNED, now=self.clock(), owner=self.owner,
+                    provider_batch_id=None, **values)
+
     def _give_up(self, conn: Connection, messages: list[OutgoingMessage], report: SendReport) -> None:
         """Every destination used up its attempts: failed, retryable by the next run, with the error."""
-        ledger.move(conn, [m.message_id for m in messages], PLANNED, FAILED, now=self.wall_clock(),
+        ledger.move(conn, [m.message_id for m in messages], PLANNED, FAILED, now=self.clock(), owner=self.owner,
                     reason="destinations_unavailable", last_error=self._last_error, is_retryable=True)
         report.failed["destinations_unavailable"] += len(messages)
         conn.commit()
         self.log(f"{len(messages):,} messages could not be handed over ({self._last_error}); the next run retries them")
+
+
+def _headers(headers_json: str | None) -> dict[str, str]:
+    headers = json.loads(headers_json or "{}")
+    if not isinstance(headers, dict):
+        raise ValueError(f"headers_json is a {type(headers).__name__}, not an object")
+    return {str(name): str(value) for name, value in headers.items()}
 
 
 class DryRunDestination:
@@ -277,7 +403,7 @@ class DryRunDestination:
     def __init__(self, real):
         self.name, self.max_batch, self.schedules_ahead = real.name, real.max_batch, real.schedules_ahead
 
-    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime) -> BatchResult:
+    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime, batch_id: str | None = None) -> BatchResult:
         return BatchResult(accepted={m.message_id: "dry-run" for m in batch})
 
     def find_accepted(self, messages):

@@ -5,7 +5,7 @@ PostgreSQL all the same)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster_project.ingest.loader import ensure_raw_tables
@@ -51,9 +51,20 @@ def seed_customers(warehouse: Warehouse, customers: list[str]) -> None:
             conn.execute(f"INSERT INTO marts.send_eligibility VALUES {marks}", [c for c, *_ in chunk])
 
 
+def wall_clock() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 def seed_messages(warehouse: Warehouse, campaign_id: str, customers: list[str], send_at: datetime = AS_OF,
-                  run_key: str = "2026-11-01") -> list[str]:
-    """Render one message per customer into ops.campaign_messages; returns the message ids."""
+                  run_key: str = "2026-11-01", rendered_at: datetime | None = None,
+                  addresses: dict[str, str] | None = None) -> list[str]:
+    """Render one message per customer into ops.campaign_messages; returns the message ids.
+
+    send_at defaults to the as-of day, as personalization plans it with MAILROOM_AS_OF set;
+    rendered_at to now, as the render step stamps it (the wall clock). `addresses` overrides the
+    address of some customers."""
+    rendered_at = rendered_at or wall_clock()
+    addresses = addresses or {}
     renderer = MessageRenderer(project_root() / "content" / "templates", "1 Test Street, Springfield", "Test Shop",
                                "http://127.0.0.1:8025/unsubscribe", SECRET, "mail.example.com")
     unit = ContentUnit(subject="Picked for you", preheader="New this week", headline="Your edit",
@@ -61,12 +72,13 @@ def seed_messages(warehouse: Warehouse, campaign_id: str, customers: list[str], 
     rows, ids = [], []
     for customer in customers:
         message = renderer.render(template="picks_for_you", campaign_id=campaign_id, run_key=run_key,
-                                  customer_id=customer, email=email_of(customer), first_name="Sam", content=unit, products=[
+                                  customer_id=customer, email=addresses.get(customer, email_of(customer)),
+                                  first_name="Sam", content=unit, products=[
                                       {"product_id": "p1", "name": "Lamp", "category": "home", "price": 20, "currency": "USD"}])
         ids.append(message.message_id)
-        rows.append((message.message_id, campaign_id, run_key, customer, "a", "seg", "content-1", email_of(customer),
-                     message.subject, message.preheader, message.html, message.text, json.dumps(message.headers),
-                     send_at, AS_OF))
+        rows.append((message.message_id, campaign_id, run_key, customer, "a", "seg", "content-1",
+                     addresses.get(customer, email_of(customer)), message.subject, message.preheader, message.html,
+                     message.text, json.dumps(message.headers), send_at, rendered_at))
     with warehouse.connect() as conn:
         ensure_ops_tables(conn)
         bulk_insert(conn, "ops.campaign_messages", rows)

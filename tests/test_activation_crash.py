@@ -21,6 +21,7 @@ from dagster_project.settings import project_root
 
 KILLS = 24
 MESSAGES = 4000
+LEASE_SECONDS = 1
 
 
 def _environment(settings, sendgrid) -> dict[str, str]:
@@ -33,8 +34,12 @@ def _environment(settings, sendgrid) -> dict[str, str]:
         "MAILROOM_SENDGRID_BATCH_SIZE": "10",
         "MAILROOM_SENDGRID_RATE_PER_SECOND": "10",  # a run takes a few seconds: room to be killed in
         "MAILROOM_SEND_BACKOFF_SECONDS": "0",
-        # The double writes its events before it answers, so a run may resend at once what has none.
+        # The double writes its events before it answers, so a message without events was never handed
+        # over: a run may resend it at once (the default, hold, is tested in test_activation_concurrency).
         "MAILROOM_RECONCILE_AFTER_MINUTES": "0",
+        "MAILROOM_UNKNOWN_OUTCOME": "resend",
+        # A killed run's rows are reconciled once its lease runs out: short here, so the next runs can.
+        "MAILROOM_SEND_LEASE_SECONDS": str(LEASE_SECONDS),
         "MAILROOM_QUIET_HOURS": "off",
     }
 
@@ -78,6 +83,7 @@ def test_killing_the_sender_at_random_points_never_loses_or_duplicates_a_message
             sendgrid.on_accept = None
             killed += process.returncode == -signal.SIGKILL
             time.sleep(0.2)  # let a request the killed process had in flight finish at the double
+        time.sleep(LEASE_SECONDS + 0.5)  # every killed run's lease has run out: the last run settles all
         final = _start(environment)
         output, _ = final.communicate(timeout=300)
 

@@ -1,14 +1,24 @@
 """SendGrid through the official client against the local double, on both warehouses: batching,
 tracking fields without PII, every failure SendGrid answers with, unknown outcomes reconciled from
-the provider's events, and failover to SMTP."""
+the provider's events - or, without events, settled by MAILROOM_UNKNOWN_OUTCOME (hold for an
+operator, cancel the scheduled batch and resend, or resend) - and failover to SMTP."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
-from activation_helpers import activation_settings, customer_ids, email_of, ledger_states, seed_customers, seed_messages
+from activation_helpers import (
+    activation_settings,
+    customer_ids,
+    email_of,
+    ledger_states,
+    seed_customers,
+    seed_messages,
+    wall_clock,
+)
 from doubles.sendgrid_double import SendGridDouble
 from doubles.smtp_server import LocalSmtpServer
 
@@ -16,7 +26,7 @@ from dagster_project.ingest.loader import ingest_source
 from dagster_project.ingest.sources import SOURCES
 from dagster_project.settings import SmtpTarget
 from reverse_etl.chain import build_finders, build_routes, send_policy
-from reverse_etl.run import send_campaigns
+from reverse_etl.run import resolve_unknown, send_campaigns
 from reverse_etl.sender import Sender
 from reverse_etl.throttle import Backoff
 
@@ -33,9 +43,9 @@ def _sendgrid_settings(tmp_path, sendgrid, **overrides):
     return activation_settings(tmp_path, **{"destinations": ("sendgrid",), "sendgrid_host": sendgrid.url, **overrides})
 
 
-def _send(settings, activation, sleeps=None):
-    return send_campaigns(settings, activation, log=lambda m: None) if sleeps is None else [
-        Sender(_warehouse(settings), build_routes(activation), send_policy(activation), now=settings.reference_time(),
+def _send(settings, activation, sleeps=None, clock=wall_clock):
+    return send_campaigns(settings, activation, log=lambda m: None, clock=clock) if sleeps is None else [
+        Sender(_warehouse(settings), build_routes(activation), send_policy(activation), clock=clock,
                finders=build_finders(activation), backoff=Backoff(base_seconds=0), sleep=sleeps.append)
         .send_campaign("weekly")]
 
@@ -86,24 +96,32 @@ def test_transient_answers_are_retried_until_delivered(settings, warehouse, tmp_
 
     assert report.retries == 2 and report.accepted == {"sendgrid": 50}
     assert set(_deliveries_per_message(sendgrid).values()) == {1} and len(sendgrid.deliveries) == 50
+    with warehouse.connect() as conn:  # accepted: the retried attempts' errors no longer describe them
+        assert conn.fetchall("SELECT state, count(*), count(last_error), count(reason) FROM ops.send_ledger "
+                             "GROUP BY state") == [("accepted", 50, 0, 0)]
     if mode == "429":  # X-RateLimit-Reset (epoch seconds) says when to come back
         assert all(0 < seconds <= sendgrid.rate_limit_reset_seconds + 1 for seconds in sleeps)
 
 
-def test_a_bad_address_fails_alone_with_sendgrids_reason(settings, warehouse, tmp_path, sendgrid):
+def test_an_address_that_cannot_go_fails_alone_with_its_reason(settings, warehouse, tmp_path, sendgrid):
+    """Not an address at all: failed before any request. One SendGrid's validator refuses: failed with
+    SendGrid's reason. Internationalized: SendGrid would take it and drop it, so it fails here."""
     customers = customer_ids(20)
     seed_customers(warehouse, customers)
-    seed_messages(warehouse, "weekly", customers)
-    with warehouse.connect() as conn:
-        conn.execute("UPDATE ops.campaign_messages SET to_email = 'not-an-address' WHERE customer_id = ?", [customers[5]])
+    ids = seed_messages(warehouse, "weekly", customers, addresses={customers[5]: "not-an-address",
+                                                                   customers[6]: "josé@example.org"})
+    sendgrid.invalid_addresses.add(email_of(customers[7]))
 
     [report] = _send(settings, _sendgrid_settings(tmp_path, sendgrid))
 
-    assert report.accepted == {"sendgrid": 19} and report.failed == {"rejected_by_provider": 1}
+    assert report.accepted == {"sendgrid": 17}
+    assert report.failed == {"invalid_address": 1, "smtputf8_unsupported": 1, "rejected_by_provider": 1}
+    assert set(_deliveries_per_message(sendgrid)) == set(ids) - set(ids[5:8])
     with warehouse.connect() as conn:
-        state, reason, error = conn.fetchall("SELECT state, reason, last_error FROM ops.send_ledger WHERE customer_id = ?",
-                                             [customers[5]])[0]
-    assert (state, reason) == ("failed", "rejected_by_provider") and "to.0.email" in error
+        rows = {r[0]: r[1:] for r in conn.fetchall("SELECT customer_id, state, reason, last_error FROM ops.send_ledger")}
+    assert rows[customers[5]][:2] == ("failed", "invalid_address")
+    assert rows[customers[6]][:2] == ("failed", "smtputf8_unsupported") and "drops" in rows[customers[6]][2]
+    assert rows[customers[7]][:2] == ("failed", "rejected_by_provider") and "to.0.email" in rows[customers[7]][2]
 
 
 def test_a_wrong_api_key_sends_nothing_and_the_next_run_sends_everything(settings, warehouse, tmp_path, sendgrid,
@@ -137,9 +155,8 @@ def test_a_request_too_large_is_split(settings, warehouse, tmp_path, sendgrid):
     assert set(_deliveries_per_message(sendgrid).values()) == {1} and len(sendgrid.deliveries) == 200
 
 
-@pytest.mark.parametrize("mode, accepted_first_time", [("drop_after", True), ("slow", True), ("drop_before", False)])
-def test_an_unknown_outcome_is_reconciled_before_any_resend(settings, warehouse, tmp_path, sendgrid, mode,
-                                                            accepted_first_time):
+@pytest.mark.parametrize("mode", ["drop_after", "slow"])
+def test_an_unknown_outcome_is_reconciled_from_events_before_any_resend(settings, warehouse, tmp_path, sendgrid, mode):
     customers = customer_ids(40)
     seed_customers(warehouse, customers)
     ids = seed_messages(warehouse, "weekly", customers)
@@ -148,7 +165,7 @@ def test_an_unknown_outcome_is_reconciled_before_any_resend(settings, warehouse,
     activation = _sendgrid_settings(tmp_path, sendgrid, timeout_seconds=0.5)
 
     [first] = _send(settings, activation)
-    assert first.unknown == 40 and ledger_states(warehouse) == {"sending": 40}
+    assert first.unknown == first.awaiting == 40 and ledger_states(warehouse) == {"sending": 40}
 
     if mode == "slow":  # SendGrid finishes the request the client gave up on, and its events follow
         deadline = time.monotonic() + 10
@@ -157,23 +174,68 @@ def test_an_unknown_outcome_is_reconciled_before_any_resend(settings, warehouse,
     _ingest_provider_events(settings)  # what the Event Webhook delivered meanwhile
     [second] = _send(settings, activation)
 
-    assert second.reconciled == ({"accepted": 40} if accepted_first_time else {"resend": 40})
+    assert second.reconciled == {"accepted": 40} and second.awaiting == 0
     assert _deliveries_per_message(sendgrid) == Counter({message_id: 1 for message_id in ids})
     assert ledger_states(warehouse) == {"accepted": 40}
 
 
-def test_without_provider_events_a_resend_waits_for_the_reconcile_window(settings, warehouse, tmp_path, sendgrid):
+@pytest.mark.parametrize("mode, policy, settled", [
+    ("drop_after", "hold", {"held": 40}),  # SendGrid took them: never resent blind
+    ("drop_after", "cancel_and_resend", {"cancelled_resend": 40}),  # the first batch is cancelled, then resent
+    ("drop_before", "cancel_and_resend", {"cancelled_resend": 40}),  # the batch never got its request
+    ("drop_before", "resend", {"resend": 40}),  # the opt-in that trusts the missing events
+])
+def test_without_events_the_unknown_outcome_policy_decides(settings, warehouse, tmp_path, sendgrid, mode, policy,
+                                                          settled):
+    """SendGrid's answer is lost (after accepting, or before the request arrived) and no Event Webhook
+    event ever comes: whatever the policy, every recipient gets the message at most once."""
+    customers = customer_ids(40)
+    seed_customers(warehouse, customers)
+    ids = seed_messages(warehouse, "weekly", customers)
+    sendgrid.script([mode] if policy != "cancel_and_resend" else ["202", mode])  # the batch id comes first
+    activation = _sendgrid_settings(tmp_path, sendgrid, unknown_outcome=policy)
+
+    [first] = _send(settings, activation)
+    [second] = _send(settings, activation)  # no events ingested: none arrived
+
+    assert first.unknown == 40 and second.reconciled == settled
+    delivered = Counter(d.custom_args["mailroom_message_id"] for d in sendgrid.delivered)
+    if policy == "hold":
+        assert ledger_states(warehouse) == {"failed": 40} and second.handed_over == 0
+        assert delivered == Counter(ids)  # the first copies, which SendGrid took
+        [settled_by_operator] = resolve_unknown(settings, activation, ["weekly"], "accepted").values()
+        assert settled_by_operator == 40
+        with warehouse.connect() as conn:
+            assert conn.fetchall("SELECT state, count(*), count(reason), count(last_error) FROM ops.send_ledger "
+                                 "GROUP BY state") == [("accepted", 40, 0, 0)]
+    else:
+        assert ledger_states(warehouse) == {"accepted": 40} and second.handed_over == 40
+        assert delivered == Counter(ids)
+    if policy == "cancel_and_resend":
+        first_batches = {d.batch_id for d in sendgrid.deliveries if d.cancelled}
+        assert len(first_batches) == (1 if mode == "drop_after" else 0)
+        assert "cancel" in sendgrid.batch_statuses.values()
+        assert all(d.send_at and d.batch_id for d in sendgrid.deliveries)  # scheduled ahead, in a batch
+
+
+def test_a_scheduled_message_is_not_resent_before_its_delivery_time_plus_the_window(settings, warehouse, tmp_path,
+                                                                                   sendgrid):
+    """Handed to SendGrid for delivery 3 hours ahead, no answer, no events (none come before a scheduled
+    message goes out): not resent 2 hours later, only after its delivery time plus the window."""
+    now = wall_clock().replace(microsecond=0)
     customers = customer_ids(10)
     seed_customers(warehouse, customers)
-    seed_messages(warehouse, "weekly", customers)
+    ids = seed_messages(warehouse, "weekly", customers, send_at=now + timedelta(hours=3))
     sendgrid.script(["drop_before"])
-    activation = _sendgrid_settings(tmp_path, sendgrid, reconcile_after_minutes=30)
+    activation = _sendgrid_settings(tmp_path, sendgrid, unknown_outcome="resend", reconcile_after_minutes=30)
 
-    _send(settings, activation)
-    [second] = _send(settings, activation)
+    [first] = _send(settings, activation, clock=lambda: now)
+    [early] = _send(settings, activation, clock=lambda: now + timedelta(hours=2))
+    [due] = _send(settings, activation, clock=lambda: now + timedelta(hours=3, minutes=31))
 
-    assert second.reconciled == {"waiting": 10} and second.handed_over == 0
-    assert sendgrid.deliveries == [] and ledger_states(warehouse) == {"sending": 10}
+    assert first.unknown == 10 and early.reconciled == {"waiting": 10} and early.awaiting == 10
+    assert due.reconciled == {"resend": 10} and due.handed_over == 10
+    assert _deliveries_per_message(sendgrid) == Counter({message_id: 1 for message_id in ids})
 
 
 def test_with_30_percent_of_requests_failing_everything_is_delivered_once(settings, warehouse, tmp_path, sendgrid):

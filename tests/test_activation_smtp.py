@@ -1,6 +1,7 @@
 """The SMTP destination through the sender, against a real SMTP server on loopback and a real
-warehouse: one connection for a whole run, retries on 4xx, refusals on 5xx, login, due times and
-failover - and every message handed over exactly once."""
+warehouse: one connection for a whole run, retries on 4xx, refusals on 5xx, login, due times,
+internationalized addresses (SMTPUTF8 or a reason), failover - and every message handed over
+exactly once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from datetime import timedelta
 
 import pytest
 
-from activation_helpers import AS_OF, activation_settings, customer_ids, email_of, ledger_states, seed_customers, seed_messages
+from activation_helpers import (
+    AS_OF,
+    activation_settings,
+    customer_ids,
+    email_of,
+    ledger_states,
+    seed_customers,
+    seed_messages,
+    wall_clock,
+)
 from dagster_project.settings import SmtpTarget
 from doubles.smtp_server import LocalSmtpServer
 from reverse_etl.run import send_campaigns
@@ -129,7 +139,7 @@ def test_a_wrong_password_fails_the_run_retryably_and_the_fixed_one_delivers_onc
 
 def test_a_message_not_due_yet_stays_planned(settings, warehouse, smtp_server, tmp_path):
     # SMTP cannot hold a message for later: it waits in the ledger until a run finds it due.
-    due_at = AS_OF + timedelta(days=1)
+    due_at = wall_clock().replace(microsecond=0) + timedelta(days=1)
     seeded(warehouse, 2, send_at=due_at)
 
     report = send(settings, smtp_settings(tmp_path, smtp_server))
@@ -152,3 +162,24 @@ def test_with_the_smtp_server_down_everything_fails_over_to_the_outbox(settings,
     files = sorted((activation.outbox_dir / CAMPAIGN).glob("*.eml"))
     assert len(files) == len(ids)
     assert report.accepted == Counter({"outbox": 6})
+
+
+@pytest.mark.parametrize("offers_smtputf8", [True, False])
+def test_an_internationalized_address_goes_with_smtputf8_or_fails_alone(settings, warehouse, tmp_path,
+                                                                        offers_smtputf8):
+    customers = customer_ids(3)
+    seed_customers(warehouse, customers)
+    ids = seed_messages(warehouse, CAMPAIGN, customers, addresses={customers[1]: "josé@exämple.org"})
+
+    with LocalSmtpServer(smtputf8=offers_smtputf8) as server:
+        report = send(settings, smtp_settings(tmp_path, server))
+        received = {m.message_id: m for m in server.messages}
+
+    state, reason, _, _, last_error, retryable = ledger_rows(warehouse)[ids[1]]
+    if offers_smtputf8:
+        assert report.handed_over == 3 and received[ids[1]].rcpt_tos == ["josé@exämple.org"]
+        assert "To: josé@exämple.org\r\n".encode() in received[ids[1]].raw  # RFC 6532: a UTF-8 header, not encoded
+        assert state == "accepted"
+    else:
+        assert report.handed_over == 2 and set(received) == {ids[0], ids[2]}  # the batch went on
+        assert (state, reason, retryable) == ("failed", "smtputf8_unsupported", False) and "SMTPUTF8" in last_error

@@ -312,3 +312,107 @@ def test_two_messages_to_one_address_never_share_a_request():
         requests = double.requests
     assert list(second.accepted) == [batch[1].message_id]
     assert requests == [(202, 1), (202, 1)]
+
+
+# --- headers: folded with CRLF, RFC 2047 only where it is allowed -------------------------------------
+
+def _header_block(raw: bytes) -> bytes:
+    return raw.split(b"\r\n\r\n", 1)[0]
+
+
+def test_long_headers_fold_with_crlf_and_parse_back_whole():
+    subject = "Grüße aus Köln: dein persönlicher Wochenüberblick mit vielen Angeboten und noch mehr"
+    unsubscribe = ("<mailto:unsubscribe@mail.example.com?subject=unsubscribe-" + "a" * 40 + ">, "
+                   "<https://mail.example.com/unsubscribe?token=" + "b" * 120 + ">")
+    note = " ".join(["word"] * 40)
+    outgoing = message(headers={"List-Unsubscribe": unsubscribe, "X-Note": note})
+    outgoing = OutgoingMessage(**{**outgoing.__dict__, "subject": subject})
+    raw = outgoing.to_bytes("news@mail.example.com", "Mailroom")
+
+    block = _header_block(raw)
+    assert b"\n" not in block.replace(b"\r\n", b"")  # no bare line feeds
+    assert b"\r\n " in block  # folded
+    assert all(len(line) <= 998 for line in block.split(b"\r\n"))
+    assert b"List-Unsubscribe: <mailto:" in block and b"=?utf-8?" not in block.split(b"List-Unsubscribe")[1]
+    assert b"Subject: =?utf-8?q?" in block  # a text header: encoded words
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == subject
+    assert parsed["List-Unsubscribe"] == unsubscribe
+    assert parsed["X-Note"] == note
+
+
+def test_a_header_that_cannot_be_written_fails_the_message_with_a_reason():
+    from reverse_etl.outgoing import MessageCompositionError
+
+    with pytest.raises(MessageCompositionError, match="List-Unsubscribe.*cannot be RFC 2047-encoded"):
+        message(headers={"List-Unsubscribe": "<https://mail.example.com/désabonner>"}).to_bytes("n@example.com", "N")
+    with pytest.raises(MessageCompositionError, match="longer than 998"):
+        message(headers={"List-Unsubscribe": "<https://x.example/" + "u" * 1000 + ">"}).to_bytes("n@example.com", "N")
+    with pytest.raises(MessageCompositionError, match="UTF-8"):
+        message(text="broken \udc80 template").to_bytes("n@example.com", "N")
+
+
+def test_an_internationalized_recipient_makes_a_utf8_message():
+    raw = message(to="zoë@exämple.org").to_bytes("news@mail.example.com", "Mailroom")
+    assert "To: zoë@exämple.org\r\n".encode() in raw
+    assert message(to="zoë@exämple.org").needs_smtputf8 and not message().needs_smtputf8
+
+
+# --- ownership and unknown-outcome settings ----------------------------------------------------------
+
+def test_ownership_defaults_hold_unknown_outcomes_with_a_ten_minute_lease():
+    settings = load_activation_settings({})
+    assert (settings.unknown_outcome, settings.lease_seconds) == ("hold", 600.0)
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"MAILROOM_UNKNOWN_OUTCOME": "retry"}, "MAILROOM_UNKNOWN_OUTCOME"),
+    ({"MAILROOM_SEND_LEASE_SECONDS": "0"}, "MAILROOM_SEND_LEASE_SECONDS"),
+    # a recovering run needs the lease to run out, and SendGrid 10 minutes before send_at, to cancel
+    ({"MAILROOM_UNKNOWN_OUTCOME": "cancel_and_resend", "MAILROOM_SENDGRID_CANCEL_MARGIN_MINUTES": "15"},
+     "MAILROOM_SENDGRID_CANCEL_MARGIN_MINUTES"),
+])
+def test_ownership_settings_that_cannot_work_are_refused(env, variable):
+    with pytest.raises(SettingsError, match=variable):
+        load_activation_settings(env)
+
+
+def test_cancel_and_resend_schedules_sendgrid_messages_ahead_in_batches():
+    from reverse_etl.chain import build_destination
+
+    env = {"MAILROOM_UNKNOWN_OUTCOME": "cancel-and-resend", "MAILROOM_SENDGRID_CANCEL_MARGIN_MINUTES": "45"}
+    destination = build_destination("sendgrid", load_activation_settings(env))
+    assert destination.cancellable and destination.minimum_lead == timedelta(minutes=45)
+    assert not build_destination("sendgrid", load_activation_settings({})).cancellable
+
+
+# --- SendGrid batches --------------------------------------------------------------------------------
+
+def test_one_request_per_cancellable_hand_over():
+    big = "<p>" + "y" * SUBSTITUTIONS_LIMIT_BYTES + "</p>"
+    batch = [message(1), message(2, html=big), message(3, to="PERSON1@example.org "), message(4),
+             message(5, to="zoë@example.org")]
+    first, rest = sendgrid().split_request(batch)
+    # m1 and m4 share a request; m3 is m1's address again, m2 is too big to share; m5 cannot go at all
+    assert [m.message_id for m in first] == ["<m1@mail.example.com>", "<m4@mail.example.com>", "<m5@mail.example.com>"]
+    assert [m.message_id for m in rest] == ["<m2@mail.example.com>", "<m3@mail.example.com>"]
+
+
+def test_a_batch_cancelled_in_time_is_discarded_and_a_late_cancel_is_not_honoured():
+    with SendGridDouble() as double:
+        destination = sendgrid(double.url, double.api_key)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        early, late = destination.new_batch(), destination.new_batch()
+        destination.deliver([message(1, deliver_at=now + timedelta(minutes=30))], now, batch_id=early)
+        destination.deliver([message(2, deliver_at=now + timedelta(minutes=5))], now, batch_id=late)
+        body = destination.request_body([message(3)], now, batch_id=early)
+        assert destination.cancel_batch(early) and destination.cancel_batch(early)  # again: PATCH
+        assert destination.cancel_batch(late)
+        assert not destination.cancel_batch("never-issued")
+        delivered = [d.to for d in double.delivered]
+        statuses = double.batch_statuses
+        calls = double.batch_calls
+    assert body["batch_id"] == early
+    assert delivered == ["person2@example.org"]  # within 10 minutes of its send_at: SendGrid sends it anyway
+    assert statuses == {early: "cancel", late: "cancel"}
+    assert [c[2] for c in calls] == [201, 201, 201, 400, 204, 201, 400, 404]

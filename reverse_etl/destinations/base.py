@@ -19,6 +19,9 @@ from reverse_etl.outgoing import OutgoingMessage
 class BatchResult:
     accepted: dict[str, str] = field(default_factory=dict)  # message_id -> provider's id for it
     rejected: dict[str, str] = field(default_factory=dict)  # message_id -> why it can never be sent
+    # Messages this destination could not even hand over (an address it cannot carry, a message that
+    # cannot be composed): message_id -> (reason, error). Each fails alone; the batch goes on.
+    unsendable: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Messages neither accepted nor rejected were not sent (SendGrid refuses a whole request for one
     # bad address): the sender hands them over again.
 
@@ -60,8 +63,14 @@ class Destination(Protocol):
     name: str
     max_batch: int  # messages per request
     schedules_ahead: timedelta  # how far ahead it can hold a message for later delivery
+    # Cancellable destinations (SendGrid with MAILROOM_UNKNOWN_OUTCOME=cancel_and_resend) take one request
+    # per hand-over, in a provider batch created first (new_batch) and recorded in the ledger, and
+    # schedule every message at least `minimum_lead` ahead, so that a run recovering from a crash can
+    # cancel the batch (cancel_batch) before it goes out, and send it again.
+    cancellable: bool = False
+    minimum_lead: timedelta = timedelta(0)
 
-    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime) -> BatchResult: ...
+    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime, batch_id: str | None = None) -> BatchResult: ...
 
     def find_accepted(self, messages: Sequence[OutgoingMessage]) -> dict[str, str] | None:
         """Which of these messages the destination has (message_id -> provider id), or None when it

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from reverse_etl.destinations.base import BatchResult
-from reverse_etl.outgoing import OutgoingMessage, message_file_stem
+from reverse_etl.outgoing import MessageCompositionError, OutgoingMessage, message_file_stem
 
 
 class OutboxDestination:
@@ -28,7 +28,7 @@ class OutboxDestination:
     def path_for(self, message: OutgoingMessage) -> Path:
         return self.directory / message.campaign_id / f"{message_file_stem(message.message_id)}.eml"
 
-    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime) -> BatchResult:
+    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime, batch_id: str | None = None) -> BatchResult:
         result = BatchResult()
         folders = set()
         for message in batch:  # plain os.path in this loop: pathlib cost as much as the writing
@@ -38,8 +38,13 @@ class OutboxDestination:
                 folders.add(folder)
             name = f"{message_file_stem(message.message_id)}.eml"
             path = os.path.join(folder, name)
+            try:
+                payload = message.to_bytes(self.from_email, self.from_name)
+            except MessageCompositionError as error:
+                result.unsendable[message.message_id] = ("compose_failed", str(error)[:500])
+                continue
             with open(path + ".partial", "wb") as out:
-                out.write(message.to_bytes(self.from_email, self.from_name))
+                out.write(payload)
             os.replace(path + ".partial", path)
             result.accepted[message.message_id] = f"{message.campaign_id}/{name}"
         # One sync per batch rather than per file: the ledger marks the batch accepted only after it.

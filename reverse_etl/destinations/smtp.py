@@ -2,7 +2,9 @@
 
 Each message goes through MAIL, RCPT and DATA by hand so the server's reply to DATA (which names
 the queue id) becomes the provider id. A reply code is a known outcome (4xx: try again, 5xx: refused
-for good); losing the connection during DATA leaves the outcome unknown.
+for good); losing the connection during DATA leaves the outcome unknown. A message that cannot go
+(an internationalized address the server cannot take without SMTPUTF8, a message that cannot be
+composed) fails alone with its reason; the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from reverse_etl.destinations.base import (
     OutcomeUnknown,
     TransientFailure,
 )
-from reverse_etl.outgoing import OutgoingMessage
+from reverse_etl.outgoing import MessageCompositionError, OutgoingMessage
 
 IDLE_CHECK_SECONDS = 5.0  # a connection idle this long is checked with NOOP before reuse
 
@@ -44,7 +46,7 @@ class SmtpDestination:
         self._last_used = 0.0
         self.connections_opened = 0
 
-    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime) -> BatchResult:
+    def deliver(self, batch: Sequence[OutgoingMessage], now: datetime, batch_id: str | None = None) -> BatchResult:
         result = BatchResult()
         try:
             for message in batch:
@@ -56,9 +58,16 @@ class SmtpDestination:
 
     def _send_one(self, message: OutgoingMessage, now: datetime, result: BatchResult) -> None:
         connection = self._connected()
-        payload = message.to_bytes(self.from_email, self.from_name)
+        options = self._mail_options(connection, message, result)
+        if options is None:
+            return
         try:
-            code, text = connection.mail(self.from_email)
+            payload = message.to_bytes(self.from_email, self.from_name)
+        except MessageCompositionError as error:
+            result.unsendable[message.message_id] = ("compose_failed", str(error)[:500])
+            return
+        try:
+            code, text = connection.mail(self.from_email, options)
             if code >= 500:  # the sender itself is refused: no message can go until someone fixes it
                 raise DestinationUnavailable(f"SMTP server refused the sender {self.from_email}: {code} {text!r}; "
                                              "check MAILROOM_FROM_EMAIL")
@@ -67,6 +76,10 @@ class SmtpDestination:
         except _Refused as refused:
             self._reset(connection)
             result.rejected[message.message_id] = refused.reason
+            return
+        except UnicodeError as error:  # smtplib could not write the address in the command
+            self._reset(connection)
+            result.unsendable[message.message_id] = ("invalid_address", f"cannot be written in SMTP: {error}"[:500])
             return
         except (TransientFailure, DestinationUnavailable):
             self._reset(connection)
@@ -91,6 +104,18 @@ class SmtpDestination:
             raise TransientFailure(f"SMTP server deferred the message: {code} {text}")
         else:
             result.rejected[message.message_id] = f"smtp {code} {text}"[:500]
+
+    def _mail_options(self, connection: smtplib.SMTP, message: OutgoingMessage, result: BatchResult) -> list[str] | None:
+        """MAIL FROM parameters: SMTPUTF8 for an internationalized address (RFC 6531), when the server
+        offers it; None when it does not (the message fails with the reason, the batch goes on)."""
+        if not message.needs_smtputf8:
+            return []
+        if not connection.has_extn("smtputf8"):
+            result.unsendable[message.message_id] = (
+                "smtputf8_unsupported", f"the address is internationalized and SMTP server {self.target.host} does "
+                "not offer SMTPUTF8 (RFC 6531)")
+            return None
+        return ["SMTPUTF8", *(["BODY=8BITMIME"] if connection.has_extn("8bitmime") else [])]
 
     def find_accepted(self, messages: Sequence[OutgoingMessage]) -> None:
         return None  # an SMTP relay cannot be asked what it took

@@ -8,6 +8,14 @@ and, given `events_dir`, written out as Event Webhook "processed" events.
 Each request is answered according to a mode, taken in order from `script([...])`, then (when
 `transient_failure_rate` is set) a seeded random failure, then `default_mode`. `down = True`
 answers every request 503 without consuming scripted modes, until it is set back to False.
+
+The Cancel Scheduled Sends API is there too: POST /v3/mail/batch (201, a new batch_id), a batch_id
+in a Mail Send body (400 when SendGrid never issued it), POST /v3/user/scheduled_sends {batch_id,
+status: cancel|pause} (201; 400 when the batch already has a status) and PATCH
+/v3/user/scheduled_sends/{batch_id} (204; 404 when it has none). A cancellation is honoured the way
+SendGrid honours it: the batch's messages are discarded at their send_at, unless it came later than
+10 minutes before that (then they may go out; here they do). `delivered` is what recipients get.
+`invalid_addresses` are addresses SendGrid's own validator refuses (400 naming the field).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ API_KEY = "SG.test-key.mailroom"
 MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid's limit on a whole request, attachments included
 MAX_PERSONALIZATIONS = 1000
 MAX_SCHEDULE_SECONDS = 72 * 3600
+CANCEL_DEADLINE_SECONDS = 600  # SendGrid cannot cancel a batch later than 10 minutes before its send_at
+BATCH_PATH, SCHEDULED_SENDS_PATH = "/v3/mail/batch", "/v3/user/scheduled_sends"
 RESERVED_HEADERS = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
                               "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc", "bcc"})
 HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#"
@@ -69,6 +79,8 @@ class Delivery:
     asm_group_id: int | None = None
     x_message_id: str = ""
     sg_message_id: str = ""
+    batch_id: str | None = None
+    cancelled: bool = False  # its batch was cancelled in time: SendGrid discards it at its send_at
 
 
 class SendGridDouble:
@@ -82,9 +94,12 @@ class SendGridDouble:
         self.down = False
         self.api_key = API_KEY
         self.on_accept: Callable[[list[Delivery]], None] | None = None
+        self.invalid_addresses: set[str] = set()  # refused by SendGrid's validator (compared case-insensitively)
+        self._batches: dict[str, str | None] = {}  # batch_id -> status (None, "cancel" or "pause")
         self._script: list[str] = []
         self._deliveries: list[Delivery] = []
         self._requests: list[tuple[int | None, int]] = []
+        self._batch_calls: list[tuple[str, str, int]] = []
         self._fault_rate, self._fault_rng = 0.0, random.Random(0)
         self._lock = threading.Lock()
         self._closing = threading.Event()  # wakes "slow" handlers at shutdown
@@ -101,6 +116,17 @@ class SendGridDouble:
         """Accepted personalizations, in acceptance order (a snapshot)."""
         with self._lock:
             return list(self._deliveries)
+
+    @property
+    def delivered(self) -> list[Delivery]:
+        """What reaches recipients: accepted personalizations whose batch was not cancelled in time."""
+        with self._lock:
+            return [d for d in self._deliveries if not d.cancelled]
+
+    @property
+    def batch_statuses(self) -> dict[str, str | None]:
+        with self._lock:
+            return dict(self._batches)
 
     @property
     def requests(self) -> list[tuple[int | None, int]]:
@@ -134,6 +160,41 @@ class SendGridDouble:
     def _record(self, status: int | None, count: int) -> None:
         with self._lock:
             self._requests.append((status, count))
+
+    def _record_call(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self._batch_calls.append((method, path, status))
+
+    @property
+    def batch_calls(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of each Cancel Scheduled Sends API call (Mail Send is in `requests`)."""
+        with self._lock:
+            return list(self._batch_calls)
+
+    def _new_batch(self) -> str:
+        batch_id = secrets.token_hex(16)
+        with self._lock:
+            self._batches[batch_id] = None
+        return batch_id
+
+    def _set_batch_status(self, batch_id, status: str, update: bool) -> int:
+        """The status code for setting a batch's status (POST: a new status; PATCH: an update)."""
+        now = int(time.time())
+        with self._lock:
+            if batch_id not in self._batches or (update and self._batches[batch_id] is None):
+                return 404 if update else 400
+            if not update and self._batches[batch_id] is not None:
+                return 400
+            self._batches[batch_id] = status
+            if status == "cancel":
+                for d in self._deliveries:
+                    if d.batch_id == batch_id and (d.send_at or 0) - now >= CANCEL_DEADLINE_SECONDS:
+                        d.cancelled = True
+        return 204 if update else 201
+
+    def _known_batch(self, batch_id) -> bool:
+        with self._lock:
+            return batch_id in self._batches
 
     def _accept(self, body: dict) -> tuple[str, list[Delivery]]:
         x_message_id = secrets.token_urlsafe(16)  # 22 characters, like SendGrid's
@@ -181,17 +242,24 @@ def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
             raw = self._read_body(int(self.headers.get("Content-Length") or 0))
             body = _parse(raw)
             count = len(body["personalizations"]) if isinstance(body.get("personalizations"), list) else 0
-            if self.path.split("?")[0] != PATH:
+            path = self.path.split("?")[0]
+            if path not in (PATH, BATCH_PATH, SCHEDULED_SENDS_PATH):
                 return self._send(404, {"errors": [{"field": None, "message": "Not Found"}]}, count)
             if mode in _FAULTS:
                 return self._send(*_FAULTS[mode], count)
             if self.headers.get("Authorization") != f"Bearer {double.api_key}":
                 return self._send(*_FAULTS["401"], count)
+            if path == BATCH_PATH:
+                return self._send(201, {"batch_id": double._new_batch()}, 0)
+            if path == SCHEDULED_SENDS_PATH:
+                return self._scheduled_send(body.get("batch_id"), body.get("status"), update=False)
             if raw is None:
                 return self._send(*_FAULTS["413"], count)
             if not body:
                 return self._send(*_FAULTS["400"], count)
-            problems = _validate(body, int(time.time()))
+            problems = _validate(body, int(time.time()), double.invalid_addresses)
+            if "batch_id" in body and not double._known_batch(body["batch_id"]):
+                problems.append({"message": "The batch id is not valid.", "field": "batch_id", "help": None})
             if problems:
                 return self._send(400, {"errors": problems}, count)
             if mode == "slow":
@@ -203,13 +271,37 @@ def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(202, None, count, {"X-Message-Id": x_message_id})
 
+        def do_PATCH(self):
+            body = _parse(self._read_body(int(self.headers.get("Content-Length") or 0)))
+            prefix = SCHEDULED_SENDS_PATH + "/"
+            if not self.path.startswith(prefix):
+                return self._send(404, {"errors": [{"field": None, "message": "Not Found"}]}, 0)
+            if self.headers.get("Authorization") != f"Bearer {double.api_key}":
+                return self._send(*_FAULTS["401"], 0)
+            return self._scheduled_send(self.path[len(prefix):], body.get("status"), update=True)
+
+        def _scheduled_send(self, batch_id, status, update: bool):
+            if status not in ("cancel", "pause"):
+                return self._send(400, {"errors": [{"field": "status", "message": "status must be cancel or pause"}]}, 0)
+            code = double._set_batch_status(batch_id, status, update)
+            if code == 201:
+                return self._send(201, {"batch_id": batch_id, "status": status}, 0)
+            if code == 204:
+                return self._send(204, None, 0)
+            message = ("batch id not found" if code == 404 else
+                       "a status for this batch id already exists or the batch id is not valid")
+            return self._send(code, {"errors": [{"field": "batch_id", "message": message}]}, 0)
+
         def _read_body(self, length: int) -> bytes | None:
             """The body, or None when over the limit: read even then, so the client sees our 413, not a reset."""
             data = self.rfile.read(length)
             return data if length <= double.max_body_bytes else None
 
         def _send(self, status: int, payload: dict | None, count: int, headers: dict[str, str] | None = None):
-            double._record(status, count)
+            if self.path.split("?")[0] == PATH:
+                double._record(status, count)
+            else:
+                double._record_call(self.command, self.path.split("?")[0], status)
             if status == 429:
                 headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
                            "X-RateLimit-Reset": str(int(time.time()) + double.rate_limit_reset_seconds)}
@@ -247,7 +339,7 @@ def _has_subject(node) -> bool:
     return isinstance(node, dict) and isinstance(node.get("subject"), str) and bool(node["subject"])
 
 
-def _validate(body: dict, now: int) -> list[dict]:
+def _validate(body: dict, now: int, invalid_addresses: set[str] = frozenset()) -> list[dict]:
     """Every problem SendGrid would report, in its error format (empty when the request is valid)."""
     problems: list[dict] = []
 
@@ -291,7 +383,7 @@ def _validate(body: dict, now: int) -> list[dict]:
         for kind in ("to", "cc", "bcc"):
             for j, recipient in enumerate(p[kind] if isinstance(p.get(kind), list) else []):
                 address = recipient.get("email") if isinstance(recipient, dict) else None
-                if not _is_address(address):
+                if not _is_address(address) or str(address).lower() in {a.lower() for a in invalid_addresses}:
                     problem("Does not contain a valid address.", f"personalizations.{i}.{kind}.{j}.email")
                 elif address.lower() in seen:
                     problem("Each unique email address in the personalizations array should only be included once. "
@@ -364,6 +456,7 @@ def _delivery(body: dict, p: dict, x_message_id: str, sg_message_id: str) -> Del
         asm_group_id=(body.get("asm") or {}).get("group_id"),
         x_message_id=x_message_id,
         sg_message_id=sg_message_id,
+        batch_id=body.get("batch_id"),
     )
 
 

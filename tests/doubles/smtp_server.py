@@ -3,6 +3,8 @@
 Messages accepted at DATA are recorded with their Message-ID and Subject. Faults are injected the way
 a real relay shows them: transient 4xx answers to DATA (`fail_next`), permanent 5xx answers to RCPT
 (`reject_recipient`), and a server that is gone (`stop()`: connection refused) and back (`start()`).
+With `smtputf8=True` the server offers SMTPUTF8 (RFC 6531) and takes internationalized addresses;
+without it, it refuses them the way a relay without the extension does (553 to MAIL or RCPT).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ class ReceivedMessage:
 
 
 class LocalSmtpServer:
-    def __init__(self, username: str | None = None, password: str | None = None):
+    def __init__(self, username: str | None = None, password: str | None = None, smtputf8: bool = False):
         self.host = HOST
+        self.smtputf8 = smtputf8
         self.port = _free_port()  # kept across stop()/start(), so a client can reconnect to the same address
         self.username, self.password = username, password
         self._messages: list[ReceivedMessage] = []
@@ -70,7 +73,8 @@ class LocalSmtpServer:
         if self.username is not None:
             # Plain SMTP on loopback: AUTH must not wait for a STARTTLS the test server does not offer.
             auth = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
-        controller = _CountingController(self, _Handler(self), hostname=HOST, port=self.port, **auth)
+        controller = _CountingController(self, _Handler(self), hostname=HOST, port=self.port,
+                                         enable_SMTPUTF8=self.smtputf8, **auth)
         self._probing = True  # Controller.start() opens one connection of its own to check the server is up
         try:
             controller.start()

@@ -24,7 +24,10 @@ def send_metadata(report: SendReport) -> dict:
         "failure_reasons": _table(report.failed, "reason"),
         "not_due_yet": report.deferred,
         "next_due_at": report.next_due_at.isoformat(sep=" ") + " UTC" if report.next_due_at else "-",
-        "awaiting_reconciliation": report.unknown,
+        "awaiting_reconciliation": report.awaiting,  # rows in `sending` after the pass, whatever run left them
+        "outcome_unknown_this_run": report.unknown,
+        "held_by_another_run": report.held_elsewhere,
+        "skipped": report.skipped or "-",
         "reconciled_from_earlier_run": _table(report.reconciled, "outcome"),
         "retries": report.retries,
         "failovers": dg.MetadataValue.md("\n".join(f"- {s}" for s in report.switches) or "None."),

@@ -32,6 +32,10 @@ class ActivationResource(dg.ConfigurableResource):
     quiet_hours: list[int] = [21, 8]  # empty: off
     reconcile_after_minutes: float = 30.0
     expire_after_hours: float = 48.0
+    lease_seconds: float = 600.0
+    unknown_outcome: str = "hold"  # hold, cancel_and_resend or resend
+    sendgrid_cancel_margin_minutes: float = 40.0
+    duckdb_wait_seconds: float = 300.0
 
     @classmethod
     def from_settings(cls, settings: ActivationSettings) -> "ActivationResource":
@@ -46,6 +50,9 @@ class ActivationResource(dg.ConfigurableResource):
             breaker_failures=settings.breaker_failures, breaker_reset_seconds=settings.breaker_reset_seconds,
             frequency_cap=settings.frequency_cap, quiet_hours=list(settings.quiet_hours or []),
             reconcile_after_minutes=settings.reconcile_after_minutes, expire_after_hours=settings.expire_after_hours,
+            lease_seconds=settings.lease_seconds, unknown_outcome=settings.unknown_outcome,
+            sendgrid_cancel_margin_minutes=settings.sendgrid_cancel_margin_minutes,
+            duckdb_wait_seconds=settings.duckdb_wait_seconds,
         )
 
     @property
@@ -62,4 +69,7 @@ class ActivationResource(dg.ConfigurableResource):
             frequency_cap=self.frequency_cap,
             quiet_hours=(self.quiet_hours[0], self.quiet_hours[1]) if len(self.quiet_hours) == 2 else None,
             reconcile_after_minutes=self.reconcile_after_minutes, expire_after_hours=self.expire_after_hours,
+            lease_seconds=self.lease_seconds, unknown_outcome=self.unknown_outcome,
+            sendgrid_cancel_margin_minutes=self.sendgrid_cancel_margin_minutes,
+            duckdb_wait_seconds=self.duckdb_wait_seconds,
         )

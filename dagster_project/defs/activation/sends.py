@@ -37,12 +37,16 @@ def build_send_asset(campaign: Campaign) -> dg.AssetsDefinition:
     def sends(context: dg.AssetExecutionContext, config: SendConfig, warehouse: WarehouseResource,
               activation: ActivationResource) -> dg.MaterializeResult:
         [report] = send_campaigns(warehouse.settings, activation.settings, [campaign.campaign_id],
-                                  dry_run=config.dry_run, log=context.log.info)
+                                  dry_run=config.dry_run, log=context.log.info, run_id=context.run.run_id)
         for line in summary_lines(report):
             context.log.info(line)
-        if report.unknown:
-            context.log.warning(f"{report.unknown:,} messages have an unknown outcome; the next run reconciles them "
-                                "with the provider before any resend")
+        if report.awaiting:
+            context.log.warning(f"{report.awaiting:,} messages are awaiting reconciliation (outcome unknown, or in "
+                                "flight in another run); a later run settles them with the provider before any resend")
+        if report.reconciled.get("held"):
+            context.log.warning(
+                f"{report.reconciled['held']:,} messages are held with an unknown outcome: settle them with `python -m "
+                f"reverse_etl.send --resolve-unknown accepted|resend --campaign {campaign.campaign_id}`")
         metadata = send_metadata(report)
         if report.failed.get("destinations_unavailable"):
             raise dg.Failure(
