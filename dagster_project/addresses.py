@@ -2,8 +2,8 @@
 address compare. dbt's `normalized_email` macro (dbt/macros/addresses.sql) is the SQL twin of
 `normalized_address_sql`; tests hold the two against each other and against this Python function.
 
-Valid means a dot-atom local part and a domain of dot-separated labels (RFC 5321/5322, as
-`email.headerregistry.Address` parses them), with no quotes, commas, angle brackets, whitespace or
+Valid means a dot-atom local part and a domain of dot-separated labels (RFC 5321/5322; tests hold
+every accepted address against `email.headerregistry.Address`, the standard library's parser), with no quotes, commas, angle brackets, whitespace or
 control characters anywhere. Non-ASCII letters are allowed (RFC 6531, SMTPUTF8): the sender decides
 whether the destination can take them.
 
@@ -55,7 +55,3 @@ def address_problem(value: str) -> str | None:
     if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
         return "domain is not a dotted host name"
     return None
-
-
-def is_ascii_address(value: str) -> bool:
-    return value.isascii()

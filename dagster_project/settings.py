@@ -206,6 +206,10 @@ def load_ingest_settings(environ: dict[str, str] | None = None) -> IngestSetting
                 encodings[source] = codecs.lookup(value).name
             except LookupError:
                 raise SettingsError(f"{name}={value!r} is not an encoding Python knows; use e.g. utf-8, latin-1 or cp1252") from None
+            # Lines are split on the newline byte before decoding: only ASCII-compatible encodings work.
+            if '"a,1"\n'.encode(encodings[source], "replace") != b'"a,1"\n':
+                raise SettingsError(f"{name}={value!r} is not ASCII-compatible (UTF-16 or UTF-32?); convert the export "
+                                    "to UTF-8, e.g. iconv -f UTF-16 -t UTF-8")
     severity = (env.get("MAILROOM_INGEST_REJECTED_FILE_SEVERITY") or "warn").strip().lower()
     if severity not in CHECK_SEVERITIES:
         raise SettingsError(f"MAILROOM_INGEST_REJECTED_FILE_SEVERITY={severity!r} must be warn or error")

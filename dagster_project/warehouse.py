@@ -102,6 +102,17 @@ class Connection:
         kind = "TEMPORARY TABLE" if temporary else "TABLE IF NOT EXISTS"
         self.execute(f"CREATE {kind} {table} ({body})")
 
+    def add_missing_columns(self, table: str, columns: Sequence[Column]) -> None:
+        """Columns a later release added appear in an existing table too. Checked first: on PostgreSQL
+        ALTER TABLE takes an exclusive lock on the table even when it changes nothing."""
+        schema, name = table.split(".")
+        present = {row[0] for row in self.fetchall(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, name])}
+        for column in columns:
+            if column.name not in present:
+                self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}")
+
     def json_text(self, column: str, key: str) -> str:
         """SQL for the text value of a top-level key in a JSON text column."""
         if self.kind == "postgres":

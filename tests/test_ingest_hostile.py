@@ -219,3 +219,46 @@ def test_memory_stays_bounded_whatever_the_line_length(tmp_path):
     assert [(line, problem is None) for line, problem, _ in records] == [(1, True), (2, False), (3, True)]
     assert records[1][1].startswith("line too long: 41,943,0")
     assert peak < 8 * limits.max_line_bytes  # the 40 MiB line was never held whole
+
+
+def test_a_refused_value_is_named_by_column_never_quoted(warehouse):
+    """The warehouse's own error quotes the refused value (maybe an address); the file's rejection
+    reason, logged and shown in the UI, keeps only the kind of error and the column."""
+    from dagster_project.ingest.loader import _refusal
+
+    with warehouse.connect() as conn:
+        conn.execute("CREATE TEMPORARY TABLE refusing (amount INTEGER)")
+        with pytest.raises(Exception) as refused:
+            conn.execute("INSERT INTO refusing SELECT CAST('jane@example.com' AS INTEGER)")
+    assert "jane@example.com" in str(refused.value)
+    assert "jane@example.com" not in _refusal(refused.value)
+    assert type(refused.value).__name__ in _refusal(refused.value)
+
+
+def test_a_system_error_fails_the_run_instead_of_rejecting_the_file(warehouse, tmp_path, monkeypatch):
+    import errno
+
+    from dagster_project.ingest import loader
+
+    landing = tmp_path / "landing"
+    (landing / "consent").mkdir(parents=True)
+    (landing / "consent" / "a.jsonl").write_bytes(jsonl(consent_event("a")))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loader, "_spool", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ingest_source(warehouse, SOURCES["consent"], landing, now=NOW)
+    monkeypatch.undo()
+    # Nothing was recorded against the file: once there is room, it loads.
+    assert ingest_source(warehouse, SOURCES["consent"], landing, now=NOW).rows_loaded == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "UTF-16LE"])
+def test_an_encoding_that_is_not_ascii_compatible_is_refused_at_start(encoding):
+    from dagster_project.settings import SettingsError, load_ingest_settings
+
+    with pytest.raises(SettingsError, match="iconv"):
+        load_ingest_settings({"MAILROOM_INGEST_ENCODING_CRM": encoding})
+    assert load_ingest_settings({"MAILROOM_INGEST_ENCODING_CRM": "Latin-1"}).encodings == {"crm": "iso8859-1"}

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -111,15 +112,10 @@ def ensure_raw_tables(warehouse: Warehouse) -> None:
     with warehouse.connect() as conn:
         conn.create_table("raw.quarantine", QUARANTINE_COLUMNS)
         conn.create_table("raw.ingested_files", LEDGER_COLUMNS)
-        for column in LEDGER_COLUMNS:
-            conn.execute(f"ALTER TABLE raw.ingested_files ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}")
+        conn.add_missing_columns("raw.ingested_files", LEDGER_COLUMNS)
         for source in SOURCES.values():
             conn.create_table(source.qualified_table, raw_table_columns(source))
-            # A column added to a source in a later release appears in existing warehouses too.
-            for column in raw_table_columns(source):
-                conn.execute(
-                    f"ALTER TABLE {source.qualified_table} ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}"
-                )
+            conn.add_missing_columns(source.qualified_table, raw_table_columns(source))
 
 
 def _sha256(path: Path) -> str:
@@ -190,8 +186,16 @@ def _spool_in_worker(args) -> FileReport:
     path, source_name, relative, loaded_at, now, rows_csv, rejects_csv, limits = args
     try:
         return _spool(path, SOURCES[source_name], relative, loaded_at, Clock(now), rows_csv, rejects_csv, limits)
-    except Exception as error:  # noqa: BLE001 - whatever a file does to the parser is that file's rejection
+    except Exception as error:
+        if _is_infrastructure_error(error):
+            raise  # a full disk or a permission problem is not the file's fault: the run fails, the file waits
         return FileReport(relative, error=_file_error(error))
+
+
+def _is_infrastructure_error(error: Exception) -> bool:
+    # OSErrors with an errno come from the system (ENOSPC, EACCES, EIO); a corrupt gzip stream raises
+    # BadGzipFile, an OSError without one.
+    return isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno is not None)
 
 
 def _file_error(error: Exception) -> str:
@@ -201,7 +205,8 @@ def _file_error(error: Exception) -> str:
         return (f"cannot be read ({type(error).__name__}: {error}): the file is truncated, corrupt or still "
                 "being copied. Drop the complete file again (write it under a .tmp name and rename it when "
                 "it is complete)")
-    return f"{type(error).__name__}: {str(error)[:500]}"
+    # Anything else the content provoked in the parser: the type and the message, never the content.
+    return f"{type(error).__name__} while parsing: {str(error)[:200]}"
 
 
 def _is_content_error(error: Exception) -> bool:
@@ -379,7 +384,17 @@ def _load_or_reject(warehouse: Warehouse, source: Source, spooled: SpooledFile, 
         report = spooled.report
         report.rows_loaded = report.rows_quarantined = 0
         report.reasons.clear()
-        report.error = f"the warehouse refused a value of this file ({type(error).__name__}: {str(error)[:500]})"
+        report.error = _refusal(error)
+
+
+def _refusal(error: Exception) -> str:
+    """What the warehouse refused, without the value itself: both engines quote it in their messages,
+    and it may be an address."""
+    code = getattr(getattr(error, "diag", None), "sqlstate", None)
+    column = re.search(r"column \"?(\w+)", str(error))
+    where = f" in column {column.group(1)}" if column else ""
+    return (f"the warehouse refused a value of this file{where} ({type(error).__name__}"
+            f"{', SQLSTATE ' + code if code else ''}); fix the export and drop it again")
 
 
 def _spool_all(jobs: list[tuple], workers: int | None):

@@ -70,9 +70,7 @@ def ensure_ops_tables(conn: Connection) -> None:
     conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
     for table, columns in TABLES.items():
         conn.create_table(table, columns)
-        # A column added in a later release appears in existing warehouses too.
-        for column in columns:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}")
+        conn.add_missing_columns(table, columns)
         for key in UNIQUE_KEYS.get(table, ()):
             name = f"{table.split('.')[1]}__{'__'.join(key)}"
             conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(key)})")
