@@ -20,9 +20,9 @@ from dagster_project.warehouse import Connection, Warehouse, WarehouseError
 
 
 def new_owner(run_id: str | None = None) -> str:
-    """A lease owner id: the run id (Dagster's, when Dagster runs it) plus a random part, so a retried
-    step of the same run never mistakes a killed attempt's leases for its own."""
-    return f"{run_id or 'cli'}/{secrets.token_hex(6)}"
+    """A lease owner id: `<run id>/<random>` when Dagster runs it (the random part: a retried step of
+    the same run never mistakes a killed attempt's leases for its own), `cli-<random>` otherwise."""
+    return f"{run_id}/{secrets.token_hex(6)}" if run_id else f"cli-{secrets.token_hex(6)}"
 
 
 @contextmanager

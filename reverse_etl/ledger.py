@@ -46,26 +46,23 @@ _FREE = "(lease_expires_at IS NULL OR lease_expires_at <= ?)"  # no live owner: 
 _DDL_LOCK = 7_362_001  # PostgreSQL advisory lock key: one ensure_ledger at a time
 
 
-class LedgerConflict(RuntimeError):
-    """A row was not in the state the sender expected."""
-
-
-class LeaseLost(LedgerConflict):
-    """This run's lease on rows ran out and another run took them over: stop working on them."""
+class LeaseLost(RuntimeError):
+    """Rows this run meant to move were no longer its own in the state it saw: its lease ran out and
+    another run took them over. Stop working on them."""
 
 
 def ensure_ledger(conn: Connection) -> None:
     """Create the ledger, or add the columns a newer version needs, and commit at once. Two runs
     starting together would race on CREATE ... IF NOT EXISTS in PostgreSQL's catalog, so the DDL runs
     under a transaction-scoped advisory lock there - and only when there is something to create."""
-    present = _ledger_columns(conn)
+    present = ledger_columns(conn)
     if present and {c.name for c in SEND_LEDGER} <= present:
         return
     if conn.kind == "postgres":
         conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
     conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
     conn.create_table("ops.send_ledger", SEND_LEDGER)
-    present = _ledger_columns(conn)
+    present = ledger_columns(conn)
     for column in SEND_LEDGER:
         if column.name not in present:  # checked first: ALTER TABLE locks the whole table even when it changes nothing
             conn.execute(f"ALTER TABLE ops.send_ledger ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}")
@@ -82,7 +79,8 @@ def ensure_ledger(conn: Connection) -> None:
     conn.commit()
 
 
-def _ledger_columns(conn: Connection) -> set[str]:
+def ledger_columns(conn: Connection) -> set[str]:
+    """The columns ops.send_ledger has (none: there is no ledger yet)."""
     return {row[0] for row in conn.fetchall(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'ops' AND table_name = 'send_ledger'")}
 
@@ -203,10 +201,10 @@ def claim_for_sending(conn: Connection, message_ids: Sequence[str], owner: str, 
 
 
 def move(conn: Connection, message_ids: Sequence[str], from_state: str, to_state: str, *,
-         now: datetime, owner: str | None = None, strict: bool = True, **values) -> int:
-    """Move rows from one state to the next, setting `values` (column=value; attempts=+1 counts up).
-    owner: only rows this run holds. strict: every row must have moved, else LeaseLost (with an
-    owner: the lease ran out and another run has the rows) or LedgerConflict."""
+         now: datetime, owner: str, strict: bool = True, **values) -> int:
+    """Move rows this run (`owner`) holds from one state to the next, setting `values` (column=value;
+    attempts=+1 counts up). strict: every row must have moved, else LeaseLost (the lease ran out and
+    another run has the rows)."""
     moved = 0
     assignments, params = [f"state = '{to_state}'"], []
     for column, value in values.items():
@@ -234,7 +232,7 @@ def move(conn: Connection, message_ids: Sequence[str], from_state: str, to_state
 
 
 def move_each(conn: Connection, per_row: dict[str, object], from_state: str, to_state: str, *, now: datetime,
-              owner: str | None = None, column: str = "reason", **values) -> int:
+              owner: str, column: str = "reason", **values) -> int:
     """Like move, with a value per row (a suppression reason, a provider id, a delivery time) in `column`:
     one UPDATE per value when there are few, else one UPDATE ... FROM (VALUES ...) per chunk."""
     by_value: dict[object, list[str]] = {}
@@ -268,21 +266,16 @@ def move_each(conn: Connection, per_row: dict[str, object], from_state: str, to_
     return moved
 
 
-def _guard(from_state: str, owner: str | None, table: str = "") -> tuple[str, list]:
-    if owner is None:
-        return f"{table}state = '{from_state}'", []
+def _guard(from_state: str, owner: str, table: str = "") -> tuple[str, list]:
     return f"{table}state = '{from_state}' AND {table}lease_owner = ?", [owner]
 
 
-def _check(moved: int, expected: int, from_state: str, owner: str | None) -> None:
-    if moved == expected:
-        return
-    if owner is not None:
+def _check(moved: int, expected: int, from_state: str, owner: str) -> None:
+    if moved != expected:
         raise LeaseLost(
             f"{expected - moved:,} of {expected:,} ledger rows in state {from_state!r} are no longer held by run "
             f"{owner}: its lease ran out (MAILROOM_SEND_LEASE_SECONDS) and another run took them over"
         )
-    raise LedgerConflict(f"expected {expected:,} ledger rows in state {from_state!r}, found {moved:,}")
 
 
 def _text(value) -> str:

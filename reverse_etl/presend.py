@@ -31,6 +31,7 @@ from reverse_etl.outgoing import OutgoingMessage
 
 CONSENT_EMAIL = normalized_address_sql("c.email")
 EVENT_EMAIL = normalized_address_sql("e.email")
+FREQUENCY_WINDOW = timedelta(days=7)  # the frequency cap counts hand-overs this far back
 IDENTITY_VALUE = (f"CASE WHEN i.identifier_type = 'email' THEN {normalized_address_sql('i.identifier_value')} "
                   "ELSE i.identifier_value END")
 
@@ -99,7 +100,7 @@ def suppression_reasons(conn: Connection, page: Sequence[OutgoingMessage], now: 
     )
     arrays = [[m.message_id for m in page], [m.customer_id for m in page], [_due_from(m, now) for m in page],
               [normalized_address(m.to_email) for m in page]]
-    rows = conn.fetchall(sql, [*arrays, now - timedelta(days=7), now - expire_after, frequency_cap, frequency_cap])
+    rows = conn.fetchall(sql, [*arrays, now - FREQUENCY_WINDOW, now - expire_after, frequency_cap, frequency_cap])
     return {message_id: reason for message_id, reason in rows if reason}
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from dagster_project.settings import UNKNOWN_OUTCOMES
 from dagster_project.warehouse import Connection
 from reverse_etl.destinations.sendgrid import CANCEL_DEADLINE
 from reverse_etl.ledger import (
@@ -33,6 +34,7 @@ from reverse_etl.ledger import (
     OUTCOME_UNKNOWN,
     PLANNED,
     SENDING,
+    LeaseLost,
     move,
     move_each,
     release,
@@ -40,7 +42,6 @@ from reverse_etl.ledger import (
 )
 from reverse_etl.outgoing import OutgoingMessage
 
-UNKNOWN_OUTCOME_POLICIES = ("hold", "cancel_and_resend", "resend")
 RESOLVE_HINT = "settle it with: python -m reverse_etl.send --resolve-unknown accepted|resend --campaign {campaign}"
 
 
@@ -74,8 +75,8 @@ class Reconciler:
     log: Callable[[str], None] = lambda message: None
 
     def __post_init__(self):
-        if self.policy not in UNKNOWN_OUTCOME_POLICIES:
-            raise ValueError(f"unknown outcome policy {self.policy!r}: use one of {', '.join(UNKNOWN_OUTCOME_POLICIES)}")
+        if self.policy not in UNKNOWN_OUTCOMES:
+            raise ValueError(f"unknown outcome policy {self.policy!r}: use one of {', '.join(UNKNOWN_OUTCOMES)}")
         self.outcome: Counter = Counter()
         self._waiting: set[str] = set()
         self.campaign_id = ""
@@ -85,6 +86,7 @@ class Reconciler:
         self.campaign_id = campaign_id
         if not take_over_expired(self.conn, campaign_id, self.owner, self.now, self.lease_until):
             return Counter()
+        self.conn.commit()  # the rows are this run's now; no row lock is held while destinations are asked
         rows = [Stale(*row) for row in self.conn.fetchall(
             "SELECT message_id, campaign_id, destination, sending_at, deliver_at, provider_batch_id "
             f"FROM ops.send_ledger WHERE campaign_id = ? AND state = '{SENDING}' AND lease_owner = ? ORDER BY message_id",
@@ -92,8 +94,12 @@ class Reconciler:
         by_destination: dict[str, list[Stale]] = {}
         for row in rows:
             by_destination.setdefault(row.destination, []).append(row)
-        for destination, stale in by_destination.items():
-            self._settle(destination, stale)
+        try:
+            for destination, stale in by_destination.items():
+                self._settle(destination, stale)
+        except LeaseLost:  # another run took rows over meanwhile: stop, and let go of the rest at once
+            release(self.conn, [row.message_id for row in rows], self.owner, self.now)
+            raise
         release(self.conn, sorted(self._waiting), self.owner, self.now)  # a later run looks again
         self.conn.commit()
         return +self.outcome  # without zero counts

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 
 from dagster_project.ingest.loader import ingest_source
 from dagster_project.ingest.sources import SOURCES
@@ -44,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
 
     settings, activation = load_settings(), load_activation_settings()
     warehouse = Warehouse(settings)
-    run_id = f"cli-{uuid.uuid4().hex[:12]}"
     if args.resolve_unknown:
         for campaign, settled in resolve_unknown(settings, activation, args.campaign, args.resolve_unknown).items():
             print(f"{campaign}: {settled:,} messages with an unknown outcome settled as {args.resolve_unknown}")
@@ -52,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         # Idempotent, so it can simply run again when another process had the DuckDB file.
         wait_for_duckdb(lambda source=SOURCES[name]: ingest_source(warehouse, source, settings.landing_dir, workers=1),
                         activation.duckdb_wait_seconds, log=print)
-    reports = send_campaigns(settings, activation, args.campaign, dry_run=args.dry_run, log=print, run_id=run_id)
+    reports = send_campaigns(settings, activation, args.campaign, dry_run=args.dry_run, log=print)
     for report in reports:
         print("\n".join(summary_lines(report)))
     return 1 if any(report.failed or report.reconciled.get("held") for report in reports) else 0

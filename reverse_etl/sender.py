@@ -8,8 +8,9 @@ with a token bucket, retrying transient failures with backoff, and failing over 
 breaker opens.
 
 Several runs may work at once: each owns its rows through leases (ledger.py), and on PostgreSQL a
-campaign another run is sending is skipped (concurrency.py). Every time here is the wall clock
-(`clock`): MAILROOM_AS_OF moves data rules in the models, never when a message is delivered.
+campaign another run is sending is skipped (concurrency.py). A dry run works on a private copy of
+the ledger (dry_run.py). Every time here is the wall clock (`clock`): MAILROOM_AS_OF moves data
+rules in the models, never when a message is delivered.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dagster_project.warehouse import Connection, Warehouse
 from reverse_etl import ledger
 from reverse_etl.concurrency import lock_campaign, new_owner, warehouse_session
 from reverse_etl.destinations.base import BatchResult, DeliveryError, DestinationUnavailable, PayloadTooLarge
+from reverse_etl.dry_run import private_ledger
 from reverse_etl.ledger import ACCEPTED, FAILED, PLANNED, SENDING, SUPPRESSED, LeaseLost
 from reverse_etl.outgoing import OutgoingMessage
 from reverse_etl.presend import delivery_time, suppression_reasons
@@ -127,10 +129,15 @@ class Sender:
     def send_campaign(self, campaign_id: str) -> SendReport:
         started = time.perf_counter()
         report = SendReport(campaign_id=campaign_id, dry_run=self.dry_run)
-        with warehouse_session(self.warehouse, commit=not self.dry_run, wait_seconds=self.policy.warehouse_wait_seconds,
+        # A dry run commits too: only its private copy of the ledger, which nothing else sees.
+        with warehouse_session(self.warehouse, commit=True, wait_seconds=self.policy.warehouse_wait_seconds,
                                log=self.log) as conn:
-            ledger.ensure_ledger(conn)
-            if self.dry_run or lock_campaign(conn, campaign_id):  # a dry run changes nothing: it never blocks a send
+            if self.dry_run:
+                conn = private_ledger(conn, campaign_id, self.clock())
+            else:
+                ledger.ensure_ledger(conn)
+            # A dry run holds no lock a send needs and changes nothing another run sees: it takes no turn.
+            if self.dry_run or lock_campaign(conn, campaign_id):
                 self._pass(conn, campaign_id, report)
             else:
                 report.skipped = "another send run is sending this campaign (PostgreSQL advisory lock)"
@@ -142,18 +149,18 @@ class Sender:
         return report
 
     def _pass(self, conn: Connection, campaign_id: str, report: SendReport) -> None:
-        now = self.clock()
-        report.reconciled = Reconciler(
-            conn, self.owner, now, now + self.policy.lease, self.policy.reconcile_after, self.policy.unknown_outcome,
-            self.finders, self.log).run(campaign_id)
-        report.requeued = ledger.requeue_retryable(conn, campaign_id)
-        report.planned = ledger.plan(conn, campaign_id, now)
-        duplicates = ledger.suppress_duplicate_addresses(conn, campaign_id, self.owner, now)
-        if duplicates:
-            report.suppressed[ledger.DUPLICATE_ADDRESS] += duplicates
-        conn.commit()
-        after = ""
         try:
+            now = self.clock()
+            report.reconciled = Reconciler(
+                conn, self.owner, now, now + self.policy.lease, self.policy.reconcile_after,
+                self.policy.unknown_outcome, self.finders, self.log).run(campaign_id)
+            report.requeued = ledger.requeue_retryable(conn, campaign_id)
+            report.planned = ledger.plan(conn, campaign_id, now)
+            duplicates = ledger.suppress_duplicate_addresses(conn, campaign_id, self.owner, now)
+            if duplicates:
+                report.suppressed[ledger.DUPLICATE_ADDRESS] += duplicates
+            conn.commit()
+            after = ""
             while after is not None:
                 now = self.clock()
                 held, after = ledger.lease_page(conn, campaign_id, self.owner, after, self.policy.page_size, now,
@@ -168,6 +175,21 @@ class Sender:
 
     def _send_page(self, conn: Connection, held: list[tuple], report: SendReport) -> None:
         self._page, self._renewed_at = [row[0] for row in held], self.clock()
+        try:
+            self._work_through(conn, held, report)
+        except LeaseLost:
+            raise  # what it recorded is of rows it still held: kept (committed below)
+        except BaseException:
+            conn.rollback()  # an unfinished step - say a claim whose request never went out - is not kept
+            raise
+        finally:
+            # Done with the page, or stopped: what is still planned (not due, or never reached) is free
+            # for any run at once, and what is left in `sending` (an unknown outcome) is for the next run
+            # to reconcile. Only a killed process leaves its page to the lease running out.
+            ledger.release(conn, self._page, self.owner, self.clock())
+            conn.commit()
+
+    def _work_through(self, conn: Connection, held: list[tuple], report: SendReport) -> None:
         page = self._load(conn, held, report)
         self._fail_invalid_addresses(conn, page, report)
         reasons = suppression_reasons(conn, page, self.clock(), self.policy.frequency_cap, self.policy.expire_after)
@@ -176,11 +198,6 @@ class Sender:
             report.suppressed.update(reasons.values())
             conn.commit()
         self._deliver(conn, deque(m for m in page if m.message_id not in reasons), report)
-        # Done with the page: what is still planned (not due) is free for any run, and what is left in
-        # `sending` (an unknown outcome) is for the next run to reconcile. A crash instead lets the
-        # lease run out.
-        ledger.release(conn, self._page, self.owner, self.clock())
-        conn.commit()
 
     def _load(self, conn: Connection, held: list[tuple], report: SendReport) -> list[OutgoingMessage]:
         """The page's messages by id (joining the whole messages table, HTML included, for every page

@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta
 from email import policy
 
+import pytest
 from activation_helpers import (
     AS_OF,
     activation_settings,
@@ -21,6 +22,8 @@ from activation_helpers import (
 )
 
 from dagster_project.addresses import normalized_address
+from reverse_etl.dry_run import private_ledger
+from reverse_etl.ledger import ledger_columns
 from reverse_etl.run import send_campaigns, summary_lines
 
 
@@ -250,6 +253,33 @@ def test_a_dry_run_reports_the_plan_and_changes_nothing(settings, warehouse, tmp
     assert ledger_states(warehouse) == {}
     [real] = send_campaigns(settings, activation_settings(tmp_path), log=lambda m: None)
     assert real.accepted == plan.accepted and real.suppressed == plan.suppressed
+
+
+def test_a_dry_run_reads_an_older_ledger_as_it_is_and_writes_nothing_but_its_copy(settings, warehouse, tmp_path):
+    """A ledger from before leases: the dry run does not upgrade it (a real send does, under its own
+    lock), plans from it, and can write nothing but its private copy."""
+    from dagster_project.warehouse import columns
+
+    customers = customer_ids(3)
+    seed_customers(warehouse, customers)
+    ids = seed_messages(warehouse, "weekly", customers)
+    old = columns("message_id:VARCHAR campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR state:VARCHAR "
+                  "send_at:TIMESTAMP deliver_at:TIMESTAMP")
+    with warehouse.connect() as conn:
+        conn.create_table("ops.send_ledger", old)
+        conn.execute("INSERT INTO ops.send_ledger SELECT message_id, campaign_id, run_key, customer_id, 'accepted', "
+                     "send_at, send_at FROM ops.campaign_messages WHERE message_id = ?", [ids[0]])
+
+    [plan] = send_campaigns(settings, activation_settings(tmp_path), dry_run=True, log=lambda m: None)
+
+    assert plan.accepted == {"outbox": 2} and plan.ledger == {"accepted": 3}
+    with warehouse.connect() as conn:
+        assert ledger_columns(conn) == {c.name for c in old}
+        private = private_ledger(conn, "weekly", wall_clock())
+        assert private.execute("UPDATE ops.send_ledger SET state = 'failed'") == 1  # the copy's row
+        with pytest.raises(RuntimeError, match="nothing but its private copy"):
+            private.execute("DELETE FROM ops.campaign_messages")
+    assert ledger_states(warehouse) == {"accepted": 1} and _outbox_files(tmp_path) == []
 
 
 def test_an_interrupted_outbox_run_is_settled_from_the_files(settings, warehouse, tmp_path):

@@ -26,6 +26,7 @@ from dagster_project.ingest.loader import ingest_source
 from dagster_project.ingest.sources import SOURCES
 from dagster_project.settings import SmtpTarget
 from reverse_etl.chain import build_finders, build_routes, send_policy
+from reverse_etl.destinations.sendgrid import SUBSTITUTIONS_LIMIT_BYTES
 from reverse_etl.run import resolve_unknown, send_campaigns
 from reverse_etl.sender import Sender
 from reverse_etl.throttle import Backoff
@@ -177,6 +178,29 @@ def test_an_unknown_outcome_is_reconciled_from_events_before_any_resend(settings
     assert second.reconciled == {"accepted": 40} and second.awaiting == 0
     assert _deliveries_per_message(sendgrid) == Counter({message_id: 1 for message_id in ids})
     assert ledger_states(warehouse) == {"accepted": 40}
+
+
+def test_a_lost_answer_leaves_only_its_own_request_unknown(settings, warehouse, tmp_path, sendgrid):
+    """A hand-over of several requests (a message too big to share one goes alone): when the answer to
+    one is lost, only its message has an unknown outcome. The later request was never posted: it
+    goes, instead of being held for an operator as if SendGrid might have taken it."""
+    customers = customer_ids(6)
+    seed_customers(warehouse, customers)
+    ids = seed_messages(warehouse, "weekly", customers)
+    with warehouse.connect() as conn:
+        conn.execute("UPDATE ops.campaign_messages SET html_body = ? WHERE message_id = ANY(?)",
+                     ["<p>" + "x" * SUBSTITUTIONS_LIMIT_BYTES + "</p>", ids[4:]])
+    sendgrid.script(["202", "drop_after"])  # the shared request goes through; the first big one's answer is lost
+    activation = _sendgrid_settings(tmp_path, sendgrid)
+
+    [first] = _send(settings, activation)
+    assert sendgrid.requests == [(202, 4), (None, 1), (202, 1)]
+    assert first.unknown == 1 and first.accepted == {"sendgrid": 5}
+    assert ledger_states(warehouse) == {"accepted": 5, "sending": 1}
+
+    [second] = _send(settings, activation)  # no events ingested: the lost answer stays unknown, and is held
+    assert second.reconciled == {"held": 1} and ledger_states(warehouse) == {"accepted": 5, "failed": 1}
+    assert _deliveries_per_message(sendgrid) == Counter(ids)
 
 
 @pytest.mark.parametrize("mode, policy, settled", [

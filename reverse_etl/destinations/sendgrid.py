@@ -79,6 +79,8 @@ class SendGridDestination:
                 self._post(messages, now, result, batch_id)
             except DeliveryError as error:
                 error.partial = result
+                if not error.outcome_known:  # only this request may have gone out; the later ones never did
+                    error.unknown_ids = {m.message_id for m in messages}
                 raise
         return result
 
