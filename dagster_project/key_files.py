@@ -59,10 +59,11 @@ def _publish_new_key(path: Path) -> None:
             pass  # another process won the race; its key is the one everybody uses
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
-def _fsync_directory(folder: Path) -> None:
+def fsync_directory(folder: Path) -> None:
+    """Make a rename or link in `folder` durable (the directory entry, not only the file)."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dagster_project.key_files import fsync_directory
+
 
 def landing_file_name(prefix: str, now: datetime | None = None) -> str:
     """`<prefix>-<UTC yyyymmddTHHMMSS>-<uuid>.jsonl`: unique, and sorted by arrival second."""
@@ -38,13 +40,5 @@ def write_landing_file(folder: Path, prefix: str, lines: Iterable[bytes]) -> Pat
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_directory(folder)
+    fsync_directory(folder)
     return final
-
-
-def _fsync_directory(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
