@@ -8,8 +8,9 @@ control characters anywhere. Non-ASCII letters are allowed (RFC 6531, SMTPUTF8):
 whether the destination can take them.
 
 Normalized means: spaces around the address dropped and ASCII letters lower-cased. Only ASCII is
-folded, because lower() of other letters depends on the database's locale, and both warehouses
-must agree on every address.
+folded, because lower() of other letters depends on the database's locale, and only the space is
+trimmed, because DuckDB's trim() also drops other whitespace (U+00A0) and PostgreSQL's does not:
+both warehouses must agree on every address.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def normalized_address(value: str) -> str:
 
 def normalized_address_sql(expression: str) -> str:
     """SQL for normalized_address(expression), the same on DuckDB and PostgreSQL."""
-    return f"translate(trim({expression}), '{string.ascii_uppercase}', '{string.ascii_lowercase}')"
+    return f"translate(trim({expression}, ' '), '{string.ascii_uppercase}', '{string.ascii_lowercase}')"
 
 
 def address_problem(value: str) -> str | None:

@@ -23,7 +23,7 @@ def test_the_dbt_macro_is_the_same_sql_as_python():
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.one_of(printable, st.sampled_from([" Jane@Example.COM ", "ÄÖ@Bücher.de", "\tX@y.z"])),
+@given(values=st.lists(st.one_of(printable, st.sampled_from([" Jane@Example.COM ", "ÄÖ@Bücher.de", "\tX@y.z", "\xa0nbsp@x.com\u2003"])),
                        min_size=1, max_size=20))
 def test_sql_normalization_equals_python_on_both_warehouses(warehouse, values):
     with warehouse.connect() as conn:
