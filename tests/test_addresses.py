@@ -8,7 +8,7 @@ from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dagster_project.addresses import address_problem, normalized_address, normalized_address_sql
@@ -25,6 +25,7 @@ def test_the_dbt_macro_is_the_same_sql_as_python():
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(st.one_of(printable, st.sampled_from([" Jane@Example.COM ", "ÄÖ@Bücher.de", "\tX@y.z", "\xa0nbsp@x.com\u2003"])),
                        min_size=1, max_size=20))
+@example(values=["\xa0nbsp@x.com\u2003"])  # DuckDB's trim() drops more than the space; PostgreSQL's does not
 def test_sql_normalization_equals_python_on_both_warehouses(warehouse, values):
     with warehouse.connect() as conn:
         # One statement per batch, the values as parameters: the database's own trim/translate decide.
