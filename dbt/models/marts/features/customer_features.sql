@@ -13,7 +13,12 @@ as_of as (
 ),
 
 email_events as (
-    select * from {{ ref('int_email_events_resolved') }}
+    -- Evaluated as of a date, later events have not happened yet (sends use the wall clock, so with
+    -- MAILROOM_AS_OF in the past their engagement arrives "after" it; it must not score above 100).
+    select events.*
+    from {{ ref('int_email_events_resolved') }} as events
+    cross join as_of
+    where events.event_at <= as_of.as_of_at
 ),
 
 human_engagement as (
