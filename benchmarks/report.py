@@ -19,9 +19,11 @@ resolution of 100K customers / 1M events in under 60 s on DuckDB.
 
 
 def write_report(results_dir: Path, target: Path) -> None:
-    results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
+    every = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
+    results = [r for r in every if "stages" in r]
+    experiments = [r for r in every if "readout" in r]
     lines = [HEADER]
-    machines = sorted({summary({**r["machine"], "postgres": None}) for r in results})
+    machines = sorted({summary({**r["machine"], "postgres": None}) for r in every})
     servers = sorted({r["machine"]["postgres"] for r in results if r["machine"].get("postgres")})
     if machines:
         lines.append("## Machine\n")
@@ -49,6 +51,7 @@ def write_report(results_dir: Path, target: Path) -> None:
     lines.extend(_model_lines(results))
     lines.extend(_campaign_lines(results))
     lines.extend(_send_lines(results))
+    lines.extend(_experiment_lines(experiments))
     target.write_text("\n".join(lines) + "\n")
 
 
@@ -90,6 +93,24 @@ def _send_lines(results: list[dict]) -> list[str]:
                 lines.append(f"| {_number(result['scale'])} | {result['warehouse']} | {destination} "
                              f"| {_number(d['rows_loaded'])} | {_number(d['requests'])} | {d['seconds']:.1f} "
                              f"| {_number(d['messages_per_second'])} |")
+    return lines
+
+
+def _experiment_lines(results: list[dict]) -> list[str]:
+    """The experiment readout on many units: streamed from a CSV, and summed in each warehouse."""
+    lines = ["", "## Experiment readouts
+",
+             "`python -m benchmarks.experiment_readout` (the CLI on a CSV, streamed) and "
+             "`python -m benchmarks.experiment_warehouse` (marts.experiment_units summed per arm by one GROUP BY, "
+             "then the same statistics); 3 arms, every metric, sequential intervals. Seconds and peak memory are "
+             "the readout process's (the PostgreSQL server's memory is not included).
+",
+             "| units | source | seconds | units/s | peak MiB | recorded |", "|---:|---|---:|---:|---:|---|"]
+    for result in sorted(results, key=lambda r: (r["rows"], r["warehouse"])):
+        figures = result["readout"]
+        lines.append(f"| {_number(result['rows'])} | {result['warehouse']} | {figures['seconds']:.1f} "
+                     f"| {_number(round(result['rows'] / figures['seconds']))} | {figures['peak_memory_mib']:.0f} "
+                     f"| {result['recorded_at'][:10]} |")
     return lines
 
 

@@ -95,9 +95,11 @@ def print_campaigns(runs) -> None:
                              f"({destinations or 'none'}), "
                              f"{value['suppressed']:,} suppressed at send, {value['not_due_yet']:,} not due yet, "
                              f"{value['failed']:,} failed")
-            else:
+            elif key.path[-1] == "messages":
+                waiting = value.get("remainder_awaiting_winner", 0)
                 lines.append(f"  {key.path[1]:<18} messages  {value['messages_rendered']:>6,} rendered, "
-                             f"{value['holdout_size']:,} holdout, {value['suppressed']:,} suppressed "
+                             f"{value['holdout_size']:,} holdout, {value['suppressed']:,} suppressed"
+                             f"{f', {waiting:,} waiting for the test winner' if waiting else ''} "
                              f"(run {value['run_key']})")
     if lines:
         print("\nCampaigns (previews in the UI: make dev, asset campaigns/<id>/content):")
@@ -142,6 +144,69 @@ def close_the_loop(instance: dg.DagsterInstance, settings: Settings):
     return loop
 
 
+def roll_out_experiments(instance: dg.DagsterInstance, settings: Settings) -> list:
+    """The readout of each campaign, then each roll-out experiment's look: the loop has just taken in
+    the test's engagement, so the roll-out job runs its own readout, decision, remainder and sends."""
+    from dagster_project.defs.experiments.assets import readout_options
+    from dagster_project.defs.personalization.campaign_assets import (
+        load_campaigns,
+        readout_key,
+        rollout_key,
+        sends_key,
+    )
+    from dagster_project.experiments.warehouse_readout import campaign_readouts
+    from dagster_project.pipeline import load_definitions
+
+    campaigns = load_campaigns()
+    print("\nExperiments (full tables on campaigns/<id>/readout in the UI):")
+    with Warehouse(settings).connect() as conn:
+        for campaign in campaigns:
+            metric = campaign.experiment.metric if campaign.experiment else "clicked"
+            readouts = campaign_readouts(conn, campaign, readout_options(campaign))
+            print(f"  {campaign.campaign_id} run {readouts.run_key or '-'}")
+            for title, readout in (("variants", readouts.variants), ("vs holdout", readouts.holdout)):
+                for line in _readout_lines(readout, metric if title == "variants" else "converted"):
+                    print(f"    {title:<11} {line}")
+    runs = []
+    definitions = load_definitions()
+    for campaign in campaigns:
+        if not (campaign.experiment and campaign.experiment.rolls_out):
+            continue
+        run = definitions.resolve_job_def(f"{campaign.campaign_id}_rollout").execute_in_process(
+            instance=instance, raise_on_error=False,
+            asset_selection=[readout_key(campaign), rollout_key(campaign), sends_key(campaign)])
+        runs.append(run)
+        for event in run.get_asset_materialization_events():
+            if event.asset_key == rollout_key(campaign):
+                value = {name: item.value for name, item in event.materialization.metadata.items()}
+                print(f"  {campaign.campaign_id} roll-out: {value['runs_decided_now']:,} run(s) decided now, "
+                      f"{value['runs_waiting']:,} waiting, {value['remainder_rendered']:,} remainder messages rendered")
+                for line in value["looks"].splitlines()[2:]:
+                    print("    " + line.strip("| ").replace(" | ", " · "))
+            elif event.asset_key == sends_key(campaign):
+                value = {name: item.value for name, item in event.materialization.metadata.items()}
+                print(f"  {campaign.campaign_id} remainder sends: {value['handed_over']:,} handed over now, "
+                      f"{value['not_due_yet']:,} due later at each customer's best hour (job deliver_due_messages)")
+    return runs
+
+
+def _readout_lines(readout, metric: str) -> list[str]:
+    if readout is None:
+        return ["not enough units yet"]
+    units = ", ".join(f"{arm.arm} {arm.units:,}" for arm in readout.arms)
+    lines = [f"units {units}; SRM p={readout.srm_p_value:.3g}{' (MISMATCH: no decision)' if readout.has_srm else ''}"]
+    for row in readout.rows:
+        if row.metric != metric:
+            continue
+        value = (lambda v: f"{v * 100:.1f}%") if row.kind == "binary" else (lambda v: f"{v:.2f}")
+        interval = (f" [{row.difference_low * 100:+.1f}, {row.difference_high * 100:+.1f}]pp"
+                    if row.difference_low is not None and row.kind == "binary" else "")
+        verdict = "significant" if row.is_significant else "not significant"
+        lines.append(f"{metric}: {row.variant} {value(row.variant_value)} vs {readout.control} "
+                     f"{value(row.control_value)}{interval}, adjusted p={row.adjusted_p_value:.2g}, {verdict}")
+    return lines
+
+
 def sample_as_of(settings: Settings) -> str | None:
     marker = settings.landing_dir / SAMPLE_MARKER
     return json.loads(marker.read_text()).get("as_of") if marker.exists() else None
@@ -183,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     print_campaigns([result, *campaign_runs])
     print_outbox(load_activation_settings())
     loop = close_the_loop(instance, settings) if result.success and all(r.success for r in campaign_runs) else None
-    runs = [result, *campaign_runs, *([loop] if loop else [])]
+    rollouts = roll_out_experiments(instance, settings) if loop is not None and loop.success else []
+    runs = [result, *campaign_runs, *([loop] if loop else []), *rollouts]
     print("\nTables built (rows):")
     for table, rows in warehouse_table_rows(settings).items():
         print(f"  {table:<40} {rows:>10,}")

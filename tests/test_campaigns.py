@@ -30,12 +30,15 @@ def test_the_shipped_campaigns_are_read_from_the_manifest(prepared_dbt):
     assert cart.campaign_type == "trigger" and cart.cooldown_days == 7 and cart.products == "abandoned_cart"
     assert [v.variant_id for v in weekly.variants] == ["a", "b"] and weekly.holdout_share == 0.1
     assert weekly.salt != cart.salt
+    assert weekly.experiment.method == "sequential" and weekly.experiment.metric == "clicked"
+    assert weekly.experiment.control == weekly.experiment.default_variant == "a" and cart.experiment is None
 
 
 def _node(name: str, campaign) -> dict:
     return {"resource_type": "model", "name": name, "schema": "marts", "config": {"meta": {"campaign": campaign}}}
 
 
+TWO = [{"id": "a"}, {"id": "b"}]
 GOOD = {"id": "x", "type": "batch", "brief": "b", "template": "picks_for_you", "variants": [{"id": "a"}]}
 
 
@@ -49,6 +52,18 @@ GOOD = {"id": "x", "type": "batch", "brief": "b", "template": "picks_for_you", "
         ({"products": "everything"}, "meta.campaign.products must be one of"),
         ({"send_window": {"start_hour": 20, "end_hour": 8}}, "meta.campaign.send_window needs"),
         ({"type": "trigger"}, "meta.campaign.trigger.cooldown_days is required"),
+        ({"experiment": {"metric": "clicked"}}, "meta.campaign.experiment needs at least two variants"),
+        ({"variants": TWO, "experiment": {"metric": "likes"}}, "meta.campaign.experiment.metric must be one of"),
+        ({"variants": TWO, "experiment": {"method": "bandit", "metric": "revenue"}},
+         "meta.campaign.experiment.metric must be one of delivered, opened, clicked, converted"),
+        ({"variants": TWO, "experiment": {"method": "guess"}}, "meta.campaign.experiment.method must be one of"),
+        ({"variants": TWO, "experiment": {"test_fraction": 1.5}}, "meta.campaign.experiment.test_fraction must be"),
+        ({"variants": TWO, "experiment": {"control": "c"}}, "meta.campaign.experiment.control names variant 'c'"),
+        ({"variants": TWO, "experiment": {"alpha": "often"}}, "meta.campaign.experiment.alpha must be a number"),
+        ({"variants": TWO, "experiment": {"method": "bandit", "min_share": 0.6}},
+         "meta.campaign.experiment.min_share must be between"),
+        ({"variants": TWO, "type": "trigger", "trigger": {"cooldown_days": 1}, "experiment": {}},
+         "meta.campaign.experiment.method 'sequential' rolls a winner out"),
     ],
 )
 def test_bad_campaign_settings_name_the_model_and_key(change, message):
@@ -117,8 +132,11 @@ def test_both_campaigns_render_one_message_per_eligible_customer(campaigned_ware
             suppressed = dict(conn.fetchall(
                 "select reason, count(*) from ops.campaign_suppressions where campaign_id = ? group by reason",
                 [campaign_id]))
-        # Everyone is accounted for: a message, the holdout, or a suppression with its reason.
-        assert messages["messages_rendered"] + messages["holdout_size"] + messages["suppressed"] == candidates
+        # Everyone is accounted for: a message, the holdout, a suppression with its reason, or (the
+        # weekly campaign's roll-out experiment) the remainder waiting for the winner.
+        assert messages["messages_rendered"] + messages["holdout_size"] + messages["suppressed"] \
+            + messages["remainder_awaiting_winner"] == candidates
+        assert (messages["remainder_awaiting_winner"] > 0) == (campaign_id == "weekly_picks")
         assert sum(suppressed.values()) == messages["suppressed"]  # each one recorded with its reason
         assert "opted_out" in suppressed or campaign_id == "cart_abandonment"
         assert messages["audience_size"] == eligible and messages["holdout_size"] == holdout

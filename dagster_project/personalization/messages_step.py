@@ -1,7 +1,9 @@
 """Render one message per eligible customer of a campaign run into ops.campaign_messages.
 
-Every candidate is accounted for: a message, the holdout (ops.variant_assignments), or a row in
-ops.campaign_suppressions with the reason (ineligible per send_eligibility, cooldown, no content).
+Every candidate is accounted for: a message, the holdout (ops.variant_assignments), the remainder
+waiting for an experiment's winner, or a row in ops.campaign_suppressions with the reason (ineligible
+per send_eligibility, cooldown, no content). Every eligible candidate's arm and phase in the run is
+recorded once in ops.campaign_assignments: the experiment units the readouts count.
 Re-running the same run renders nothing twice: a customer who already has a message for the run
 keeps it, and a unique key on (campaign, run, customer) refuses a second one.
 """
@@ -13,15 +15,27 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from dagster_project.experiments.allocation import bandit_variants
+from dagster_project.experiments.decisions import ROLLOUT, stored_decision
 from dagster_project.personalization.campaigns import Campaign
 from dagster_project.personalization.content import ContentUnit
 from dagster_project.personalization.ops_tables import bulk_insert, ensure_ops_tables, unit_from_row
 from dagster_project.personalization.render import MessageRenderer
 from dagster_project.personalization.send_time import send_at
-from dagster_project.personalization.variants import HOLDOUT, assign_variant
+from dagster_project.personalization.variants import (
+    HOLDOUT,
+    PHASE_FULL,
+    PHASE_HOLDOUT,
+    PHASE_REMAINDER,
+    PHASE_TEST,
+    Variant,
+    assign_variant,
+    in_test_fraction,
+)
 from dagster_project.warehouse import Warehouse
 
 RENDER = "render"
+AWAITING_WINNER = "awaiting_winner"
 
 
 @dataclass
@@ -35,6 +49,10 @@ class MessagesReport:
     suppressed: Counter = field(default_factory=Counter)  # reason -> customers
     by_variant: Counter = field(default_factory=Counter)
     new_assignments: int = 0
+    awaiting_winner: int = 0  # the remainder of a roll-out experiment, until the decision
+    winner: str | None = None  # the variant the remainder gets, once decided
+    variant_weights: dict[str, float] | None = None  # a bandit run's shares
+    decide_by: datetime | None = None  # a waiting remainder's decision deadline (UTC)
 
 
 @dataclass
@@ -47,12 +65,19 @@ class RunState:
     cooling: set[str]  # customers messaged within the cooldown
     content: dict[tuple[str, str], tuple[str, ContentUnit]]  # (segment, variant) -> (key, unit)
     products: dict[str, list[dict]]
+    run_units: dict[str, tuple[str | None, str]]  # customer -> (arm, phase) already recorded for this run
+    winner: str | None  # the roll-out decision for this run, if made
+    variants: list[Variant]  # the variant shares for this run (a bandit's, or the configured ones)
 
 
 def render_campaign_messages(
-    warehouse: Warehouse, campaign: Campaign, renderer: MessageRenderer, reference_utc: datetime
+    warehouse: Warehouse, campaign: Campaign, renderer: MessageRenderer, reference_utc: datetime,
+    run_key: str | None = None, remainder_only: bool = False,
 ) -> MessagesReport:
-    run_key = reference_utc.date().isoformat()
+    """Render the run `run_key` (default: the day of `reference_utc`); send times are planned from
+    `reference_utc`. With `remainder_only`, only the waiting remainder of a roll-out experiment is
+    rendered (with the winner decided for the run), nobody new enters the run."""
+    run_key = run_key or reference_utc.date().isoformat()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     report = MessagesReport(run_key=run_key)
     with warehouse.connect() as conn:
@@ -61,21 +86,35 @@ def render_campaign_messages(
             f"select customer_id, email, first_name, timezone, segment_key, best_send_hour, is_eligible, "
             f"ineligible_reason from {campaign.relation} order by customer_id"
         )
-        state = _run_state(conn, campaign, run_key, reference_utc)
+        state = _run_state(conn, campaign, run_key, reference_utc, now)
+    report.winner = state.winner
+    if campaign.experiment and campaign.experiment.method == "bandit":
+        report.variant_weights = {v.variant_id: v.weight for v in state.variants}
 
-    assignments, messages, suppressions = [], [], []
+    assignments, units, messages, suppressions = [], [], [], []
     report.candidates = len(candidates)
     for customer_id, email, first_name, tz_name, segment_key, best_hour, eligible, reason in candidates:
+        if remainder_only and state.run_units.get(customer_id, (None, None))[1] != PHASE_REMAINDER:
+            continue
         variant = None
         if eligible:
             report.audience += 1
-            variant = state.assignments.get(customer_id)
-            if variant is None:
-                variant = assign_variant(campaign.salt, customer_id, campaign.weighted_variants, campaign.holdout_share)
-                assignments.append((campaign.campaign_id, customer_id, variant, campaign.salt, now))
+            sticky = state.assignments.get(customer_id)
+            if sticky is None:
+                sticky = assign_variant(campaign.salt, customer_id, campaign.weighted_variants, campaign.holdout_share)
+                assignments.append((campaign.campaign_id, customer_id, sticky, campaign.salt, now))
+            if customer_id in state.run_units:
+                variant, _ = state.run_units[customer_id]
+                variant = variant or state.winner
+            else:
+                variant, phase = _run_arm(campaign, run_key, customer_id, sticky, state)
+                anchor = send_at(reference_utc, tz_name, best_hour, campaign.send_window)
+                units.append((campaign.campaign_id, run_key, customer_id, variant, phase, anchor, reference_utc, now))
         outcome = _outcome(customer_id, segment_key, eligible, reason, variant, state)
         if outcome == HOLDOUT:
             report.holdout += 1
+        elif outcome == AWAITING_WINNER:
+            report.awaiting_winner += 1
         elif outcome == "already_rendered":
             report.already_rendered += 1
         elif outcome != RENDER:
@@ -100,23 +139,55 @@ def render_campaign_messages(
         for customer_id in state.stale:
             conn.execute("delete from ops.variant_assignments where campaign_id = ? and customer_id = ?",
                          [campaign.campaign_id, customer_id])
-        conn.execute("delete from ops.campaign_suppressions where campaign_id = ? and run_key = ?",
-                     [campaign.campaign_id, run_key])
+        if not remainder_only:  # a roll-out keeps the test run's record of who was suppressed and why
+            conn.execute("delete from ops.campaign_suppressions where campaign_id = ? and run_key = ?",
+                         [campaign.campaign_id, run_key])
     with warehouse.connect() as conn:
         report.new_assignments = bulk_insert(conn, "ops.variant_assignments", assignments)
+        bulk_insert(conn, "ops.campaign_assignments", units)
+        if state.winner:
+            # The whole remainder is the winner's from the decision on (intent to treat), whether or
+            # not each of them could still be sent to.
+            conn.execute("update ops.campaign_assignments set arm = ? where campaign_id = ? and run_key = ? "
+                         "and phase = ? and arm is null",
+                         [state.winner, campaign.campaign_id, run_key, PHASE_REMAINDER])
         bulk_insert(conn, "ops.campaign_suppressions", suppressions)
         report.rendered = bulk_insert(conn, "ops.campaign_messages", messages)
+        if report.awaiting_winner:
+            started = conn.scalar("select min(assigned_at) from ops.campaign_assignments where campaign_id = ? "
+                                  "and run_key = ?", [campaign.campaign_id, run_key])
+            report.decide_by = started + timedelta(hours=campaign.experiment.decide_within_hours)
     return report
 
 
+def _run_arm(campaign: Campaign, run_key: str, customer_id: str, sticky: str, state: RunState) -> tuple[str | None, str]:
+    """(arm, phase) of a customer entering this run: the holdout is sticky across runs; the variant
+    is the sticky one, or for a bandit drawn from this run's shares; in a roll-out experiment only
+    the test fraction gets it now and the remainder waits for the winner (arm None)."""
+    if sticky == HOLDOUT:
+        return HOLDOUT, PHASE_HOLDOUT
+    experiment = campaign.experiment
+    if experiment is None:
+        return sticky, PHASE_FULL
+    if experiment.method == "bandit":
+        # The holdout already left; the variants share the rest by this run's weights, drawn afresh
+        # each run (a run salt), reproducible from the weights recorded for the run.
+        return assign_variant(f"{campaign.salt}|{run_key}", customer_id, state.variants, 0.0), PHASE_FULL
+    if in_test_fraction(campaign.salt, customer_id, experiment.test_fraction):
+        return sticky, PHASE_TEST
+    return state.winner, PHASE_REMAINDER
+
+
 def _outcome(customer_id, segment_key, eligible, reason, variant, state: RunState) -> str:
-    """RENDER, HOLDOUT, "already_rendered", or the suppression reason."""
+    """RENDER, HOLDOUT, AWAITING_WINNER, "already_rendered", or the suppression reason."""
     if not eligible:
         return reason or "ineligible"
     if variant == HOLDOUT:
         return HOLDOUT
     if customer_id in state.rendered:
         return "already_rendered"
+    if variant is None:
+        return AWAITING_WINNER
     if customer_id in state.cooling:
         return "cooldown"
     if (segment_key, variant) not in state.content:
@@ -124,7 +195,7 @@ def _outcome(customer_id, segment_key, eligible, reason, variant, state: RunStat
     return RENDER
 
 
-def _run_state(conn, campaign: Campaign, run_key: str, reference_utc: datetime) -> RunState:
+def _run_state(conn, campaign: Campaign, run_key: str, reference_utc: datetime, now: datetime) -> RunState:
     valid = {v.variant_id for v in campaign.variants} | {HOLDOUT}
     assignments, stale = {}, set()
     for customer, variant, salt in conn.fetchall(
@@ -139,8 +210,20 @@ def _run_state(conn, campaign: Campaign, run_key: str, reference_utc: datetime) 
         "select customer_id from ops.campaign_messages where campaign_id = ? and run_key = ?",
         [campaign.campaign_id, run_key],
     )}
+    run_units = {customer: (arm, phase) for customer, arm, phase in conn.fetchall(
+        "select customer_id, arm, phase from ops.campaign_assignments where campaign_id = ? and run_key = ?",
+        [campaign.campaign_id, run_key],
+    )}
+    winner = None
+    if campaign.experiment and campaign.experiment.rolls_out:
+        decision = stored_decision(conn, campaign.campaign_id, run_key, ROLLOUT)
+        winner = decision.variant_id if decision else None
+    variants = campaign.weighted_variants
+    if campaign.experiment and campaign.experiment.method == "bandit":
+        variants = bandit_variants(conn, campaign, run_key, now)
     return RunState(assignments, stale, rendered, _in_cooldown(conn, campaign, run_key, reference_utc),
-                    current_content(conn, campaign.campaign_id), _products(conn, campaign))
+                    current_content(conn, campaign.campaign_id), _products(conn, campaign), run_units, winner,
+                    variants)
 
 
 def _in_cooldown(conn, campaign: Campaign, run_key: str, reference_utc: datetime) -> set[str]:

@@ -6,6 +6,8 @@ ops.llm_calls          every LLM request: endpoint, model, outcome, tokens, cost
 ops.variant_assignments  the sticky variant (or holdout) of each customer per campaign
 ops.campaign_messages  one rendered message per customer and campaign run: what activation sends
 ops.campaign_suppressions  every candidate of a run who got no message, with the reason
+ops.campaign_assignments   every eligible customer of a run who entered its experiment: the arm
+                           (variant, holdout, or NULL while the remainder waits for the winner) and phase
 """
 
 from __future__ import annotations
@@ -48,12 +50,17 @@ CAMPAIGN_MESSAGES = columns(
 CAMPAIGN_SUPPRESSIONS = columns(
     "campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR reason:VARCHAR recorded_at:TIMESTAMP"
 )
+CAMPAIGN_ASSIGNMENTS = columns(
+    "campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR arm:VARCHAR phase:VARCHAR anchor_at:TIMESTAMP "
+    "assigned_at:TIMESTAMP recorded_at:TIMESTAMP"
+)
 
 # The unique keys that make a second message (or assignment) for the same customer impossible.
 UNIQUE_KEYS = {
     "ops.campaign_messages": [("campaign_id", "run_key", "customer_id"), ("message_id",)],
     "ops.variant_assignments": [("campaign_id", "customer_id")],
     "ops.content": [("content_key",)],
+    "ops.campaign_assignments": [("campaign_id", "run_key", "customer_id")],
 }
 
 TABLES = {
@@ -63,6 +70,7 @@ TABLES = {
     "ops.variant_assignments": VARIANT_ASSIGNMENTS,
     "ops.campaign_messages": CAMPAIGN_MESSAGES,
     "ops.campaign_suppressions": CAMPAIGN_SUPPRESSIONS,
+    "ops.campaign_assignments": CAMPAIGN_ASSIGNMENTS,
 }
 
 

@@ -17,6 +17,12 @@ from itertools import accumulate
 
 HOLDOUT = "holdout"
 
+# The phase of a unit of a campaign run (ops.campaign_assignments.phase).
+PHASE_FULL = "full"  # no roll-out experiment: every variant to its share of the audience
+PHASE_TEST = "test"  # the test fraction of a roll-out experiment
+PHASE_REMAINDER = "remainder"  # waits for the winner, then gets it
+PHASE_HOLDOUT = "holdout"  # gets nothing, measures the campaign's incremental effect
+
 _TWO_TO_64 = float(2**64)
 
 
@@ -77,3 +83,9 @@ def assign_variant(salt: str, customer_id: str, variants: Sequence[Variant], hol
     point = assignment_bucket(f"{salt}|variant", customer_id) * cumulative[-1]
     # min(): rounding in the sum could leave point a hair above the last boundary.
     return variants[min(bisect_right(cumulative, point), len(variants) - 1)].variant_id
+
+
+def in_test_fraction(salt: str, customer_id: str, test_fraction: float) -> bool:
+    """Whether the customer is in a roll-out experiment's test fraction (a third hash, independent of
+    the holdout and the variant, so the variant shares inside the test are the configured ones)."""
+    return assignment_bucket(f"{salt}|test", customer_id) < test_fraction

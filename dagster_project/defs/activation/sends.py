@@ -10,6 +10,7 @@ from dagster_project.defs.personalization.campaign_assets import (
     CAMPAIGN_GROUP,
     load_campaigns,
     messages_key,
+    rollout_key,
     sends_key,
 )
 from dagster_project.personalization.campaigns import Campaign
@@ -24,9 +25,12 @@ class SendConfig(dg.Config):
 
 
 def build_send_asset(campaign: Campaign) -> dg.AssetsDefinition:
+    # A roll-out experiment's remainder is rendered by campaigns/<id>/rollout and sent from here too.
+    rollout = [rollout_key(campaign)] if campaign.experiment and campaign.experiment.rolls_out else []
+
     @dg.asset(
         key=sends_key(campaign),
-        deps=[messages_key(campaign), *FRESH_INPUTS],
+        deps=[messages_key(campaign), *rollout, *FRESH_INPUTS],
         group_name=CAMPAIGN_GROUP,
         owners=["team:marketing"],
         tags={"campaign": campaign.campaign_id, "campaign_type": campaign.campaign_type},

@@ -39,6 +39,16 @@ def sends_key(campaign: Campaign) -> dg.AssetKey:
     return dg.AssetKey(["campaigns", campaign.campaign_id, "sends"])
 
 
+def rollout_key(campaign: Campaign) -> dg.AssetKey:
+    """Built in defs/experiments for campaigns with a roll-out experiment: the remainder gets the winner."""
+    return dg.AssetKey(["campaigns", campaign.campaign_id, "rollout"])
+
+
+def readout_key(campaign: Campaign) -> dg.AssetKey:
+    """Built in defs/experiments: the campaign's experiment readout."""
+    return dg.AssetKey(["campaigns", campaign.campaign_id, "readout"])
+
+
 def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
     audience = get_asset_key_for_model([mailroom_dbt_models], campaign.model)
     shared = {
@@ -125,6 +135,7 @@ def batch_campaign_jobs(campaigns: list[Campaign]) -> tuple[list, list]:
 def batch_campaign_assets(campaigns: list[Campaign]) -> dg.AssetSelection:
     keys = [key for c in campaigns if c.campaign_type == "batch"
             for key in (content_key(c), messages_key(c), sends_key(c))]
+    keys += [rollout_key(c) for c in campaigns if c.experiment and c.experiment.rolls_out]
     return dg.AssetSelection.assets(*keys)
 
 

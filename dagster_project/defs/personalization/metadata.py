@@ -3,6 +3,8 @@ what, and who does not and why."""
 
 from __future__ import annotations
 
+from datetime import timezone
+
 import dagster as dg
 
 from dagster_project.personalization.content_step import ContentReport
@@ -66,4 +68,10 @@ def messages_metadata(report: MessagesReport) -> dict:
         ),
         "messages_by_variant": dg.MetadataValue.text(variants or "none"),
         "new_variant_assignments": dg.MetadataValue.int(report.new_assignments),
+        # A roll-out experiment: the remainder waits for the readout's winner (campaigns/<id>/rollout).
+        "remainder_awaiting_winner": dg.MetadataValue.int(report.awaiting_winner),
+        "experiment_winner": dg.MetadataValue.text(report.winner or "not decided"),
+        **({"next_deadline": dg.MetadataValue.timestamp(report.decide_by.replace(tzinfo=timezone.utc))}
+           if report.decide_by else {}),
+        **({"bandit_variant_shares": dg.MetadataValue.json(report.variant_weights)} if report.variant_weights else {}),
     }

@@ -1,0 +1,147 @@
+"""Per campaign, below marts.experiment_units:
+
+    campaigns/<id>/readout   the experiment readout (variants against the control, the campaign against
+                             its holdout) as metadata, with the blocking check no_sample_ratio_mismatch
+    campaigns/<id>/rollout   (batch campaigns with a roll-out experiment) looks at every run whose
+                             remainder waits, records the decision when the rule fires, and renders the
+                             remainder with the winner; campaigns/<id>/sends hands it over
+
+and per roll-out campaign a job (<id>_rollout: fresh engagement -> dbt -> readout -> rollout -> sends)
+that experiment_rollout_sensor starts when provider events arrive or a deadline passes."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from dagster_project.defs.personalization.campaign_assets import (
+    CAMPAIGN_GROUP,
+    messages_key,
+    readout_key,
+    rollout_key,
+    sends_key,
+)
+from dagster_project.defs.experiments.metadata import readout_metadata, rollout_metadata
+from dagster_project.defs.personalization.resource import PersonalizationResource
+from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
+from dagster_project.experiments.decisions import ALLOCATION, decisions_of, stored_decision
+from dagster_project.experiments.readout import ReadoutOptions
+from dagster_project.experiments.rollout import decision_options, roll_out
+from dagster_project.experiments.warehouse_readout import CampaignReadouts, campaign_readouts
+from dagster_project.personalization.campaigns import Campaign
+from dagster_project.resources import WarehouseResource
+
+EXPERIMENT_GROUP = "experiments"
+SRM_CHECK = "no_sample_ratio_mismatch"
+DEFAULT_METRIC = "clicked"
+
+
+def experiment_units_key() -> dg.AssetKey:
+    return get_asset_key_for_model([mailroom_dbt_models], "experiment_units")
+
+
+def readout_options(campaign: Campaign) -> ReadoutOptions:
+    """The campaign's experiment settings; without any, the sequential method (a marketer looks daily)."""
+    if campaign.experiment and campaign.experiment.rolls_out:
+        return decision_options(campaign.experiment)
+    if campaign.experiment:
+        return ReadoutOptions(alpha=campaign.experiment.alpha, sequential=True, correction=campaign.experiment.correction)
+    return ReadoutOptions(sequential=True)
+
+
+def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
+    key = readout_key(campaign)
+    metric = campaign.experiment.metric if campaign.experiment else DEFAULT_METRIC
+
+    @dg.asset(
+        key=key,
+        deps=[experiment_units_key()],
+        group_name=EXPERIMENT_GROUP,
+        owners=["team:marketing"],
+        tags={"campaign": campaign.campaign_id},
+        kinds={"python", "sql"},
+        check_specs=[dg.AssetCheckSpec(
+            SRM_CHECK, asset=key, blocking=True,
+            description="The arms of the latest run are split as configured (chi-square goodness of fit, "
+                        "p >= 0.001); a mismatch means broken assignment or delivery and blocks the roll-out.")],
+        description=f"Experiment readout of campaign {campaign.campaign_id}: each variant against the control and the "
+        "campaign against its holdout, on delivered, opened, clicked, converted and revenue per recipient.",
+    )
+    def readout(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        with warehouse.warehouse().connect() as conn:
+            readouts = _readouts(conn, campaign)
+            decisions = decisions_of(conn, campaign.campaign_id)
+        yield dg.MaterializeResult(metadata=readout_metadata(readouts, metric, decisions))
+        yield _srm_check(readouts)
+
+    return readout
+
+
+def _readouts(conn, campaign: Campaign) -> CampaignReadouts:
+    from dagster_project.experiments.warehouse_readout import latest_run
+
+    weights = None
+    if campaign.experiment and campaign.experiment.method == "bandit":
+        run_key = latest_run(conn, campaign.campaign_id)
+        allocation = stored_decision(conn, campaign.campaign_id, run_key, ALLOCATION) if run_key else None
+        weights = allocation.evidence["weights"] if allocation else None
+    return campaign_readouts(conn, campaign, readout_options(campaign), weights=weights)
+
+
+def _srm_check(readouts: CampaignReadouts) -> dg.AssetCheckResult:
+    found = [(name, r) for name, r in (("variants", readouts.variants), ("holdout", readouts.holdout))
+             if r is not None]
+    mismatched = [f"{name} (p = {r.srm_p_value:.2g}, units {', '.join(f'{a.arm} {a.units:,}' for a in r.arms)})"
+                  for name, r in found if r.has_srm]
+    return dg.AssetCheckResult(
+        check_name=SRM_CHECK,
+        passed=not mismatched,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=("Sample ratio mismatch in " + "; ".join(mismatched) + ": the split is not the configured one, "
+                     "so no decision is made. Look for assignment or delivery problems (an arm bounced, suppressed "
+                     "or filtered more than the others)." if mismatched else "Arms split as configured."),
+        metadata={f"{name}_srm_p_value": dg.MetadataValue.float(r.srm_p_value) for name, r in found},
+    )
+
+
+def build_rollout_asset(campaign: Campaign) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=rollout_key(campaign),
+        deps=[readout_key(campaign), messages_key(campaign)],
+        group_name=CAMPAIGN_GROUP,
+        owners=["team:marketing"],
+        tags={"campaign": campaign.campaign_id, "campaign_type": campaign.campaign_type},
+        kinds={"python"},
+        description=f"Winner roll-out of campaign {campaign.campaign_id}: looks at each run whose remainder waits, "
+        f"decides ({campaign.experiment.method}, {campaign.experiment.metric}, alpha {campaign.experiment.alpha}, "
+        f"within {campaign.experiment.decide_within_hours:g} h) and renders the remainder with the winner.",
+    )
+    def rollout(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                personalization: PersonalizationResource) -> dg.MaterializeResult:
+        store = warehouse.warehouse()
+        looks = roll_out(store, campaign, personalization.renderer(), _utc_now())
+        for look in looks:
+            if look.decision:
+                context.log.info(f"{campaign.campaign_id} run {look.run_key}: remainder gets {look.decision.variant_id} "
+                                 f"({look.decision.rule}: {look.decision.reason}); {look.rendered:,} rendered")
+            else:
+                context.log.info(f"{campaign.campaign_id} run {look.run_key}: waiting ({look.waiting_reason})")
+        with store.connect() as conn:
+            decisions = decisions_of(conn, campaign.campaign_id)
+        return dg.MaterializeResult(metadata=rollout_metadata(looks, decisions))
+
+    return rollout
+
+
+def rollout_job(campaign: Campaign):
+    return dg.define_asset_job(
+        f"{campaign.campaign_id}_rollout",
+        selection=(dg.AssetSelection.assets(experiment_units_key()).upstream()
+                   | dg.AssetSelection.assets(readout_key(campaign), rollout_key(campaign), sends_key(campaign))),
+        description=f"Takes in new engagement, rebuilds marts.experiment_units, reads campaign {campaign.campaign_id}'s "
+        "experiment and, once decided, renders and sends the remainder its winner.",
+    )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,135 @@
+"""Winner roll-out for batch campaigns with a roll-out experiment (meta.campaign.experiment).
+
+    campaign run renders        the test fraction gets the variants; the remainder is recorded
+                                (ops.campaign_assignments, arm NULL) and waits
+    every look (the sensor)     readout of the run's test on the experiment's metric -> decide():
+        waiting                 not enough units, no significant difference yet, or a sample ratio
+                                mismatch (which blocks any decision, the deadline's too)
+        decided                 a winner (significant after correction, minimum units reached) or, at
+                                the deadline, the default variant; stored in ops.experiment_decisions
+    decided                     the remainder is rendered with that variant and handed to the same
+                                send path (gates, consent re-check, ledger, exactly once)
+
+Sequential method: looked at as often as you like; the always-valid interval keeps the error rate.
+Fixed method: one look, at the deadline (the fixed horizon); a look before it decides nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dagster_project.experiments.decisions import ROLLOUT, Decision, record_decision, stored_decision
+from dagster_project.experiments.readout import Readout, ReadoutOptions
+from dagster_project.experiments.totals import MetricSpec
+from dagster_project.experiments.metrics import EXPERIMENT_METRICS
+from dagster_project.experiments.warehouse_readout import variant_readout
+from dagster_project.personalization.campaigns import Campaign, ExperimentSpec
+from dagster_project.warehouse import Connection, Warehouse
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one look at a waiting run saw: a decision, or why there is none yet."""
+
+    run_key: str
+    deadline: datetime
+    readout: Readout | None
+    decision: Decision | None
+    waiting_reason: str | None
+    rendered: int = 0  # remainder messages rendered after the decision
+
+
+def decision_options(experiment: ExperimentSpec) -> ReadoutOptions:
+    return ReadoutOptions(alpha=experiment.alpha, sequential=experiment.method == "sequential",
+                          correction=experiment.correction)
+
+
+def decide(campaign: Campaign, run_key: str, readout: Readout | None, deadline: datetime,
+           now: datetime) -> tuple[Decision | None, str | None]:
+    """(decision, None) when the rule fires, else (None, why not). Pure: the caller stores it."""
+    experiment = campaign.experiment
+    assert experiment is not None and experiment.rolls_out
+    past_deadline = now >= deadline
+
+    def decision(variant: str, rule: str, reason: str) -> Decision:
+        evidence = {"deadline": deadline.isoformat(), "method": experiment.method, "metric": experiment.metric,
+                    "min_units_per_arm": experiment.min_units_per_arm,
+                    "readout": readout.to_dict() if readout else None}
+        return Decision(campaign.campaign_id, run_key, ROLLOUT, variant, rule, reason, now, evidence)
+
+    def at_deadline(why: str) -> tuple[Decision | None, str | None]:
+        if past_deadline:
+            return decision(experiment.default_variant, "deadline",
+                            f"no winner by the deadline {deadline:%Y-%m-%d %H:%M} UTC ({why}); the remainder gets "
+                            f"{experiment.default_variant}"), None
+        return None, f"{why}; deciding by {deadline:%Y-%m-%d %H:%M} UTC"
+
+    if readout is None:
+        return at_deadline("no units with outcomes in the test yet")
+    if readout.has_srm:
+        # A split that is not the configured one means the assignment or the delivery is broken: no
+        # number from this test can be trusted, not even enough to fall back on at the deadline.
+        return None, (f"sample ratio mismatch (p = {readout.srm_p_value:.2g}): the arms are not split as configured; "
+                      "no decision until it is explained")
+    short = [a.arm for a in readout.arms if a.units < experiment.min_units_per_arm]
+    if short:
+        return at_deadline(f"fewer than {experiment.min_units_per_arm:,} units in {', '.join(short)}")
+    if experiment.method == "fixed" and not past_deadline:
+        return None, f"fixed horizon: the one look is at the deadline {deadline:%Y-%m-%d %H:%M} UTC"
+    rows = [r for r in readout.rows if r.metric == experiment.metric]
+    better = [r for r in rows if r.is_significant and r.difference > 0]
+    if better:
+        best = max(better, key=lambda r: r.variant_value)
+        return decision(best.variant, "significant",
+                        f"{best.variant} beats {readout.control} on {experiment.metric}: {best.variant_value:.4g} vs "
+                        f"{best.control_value:.4g}, adjusted p = {best.adjusted_p_value:.2g}"), None
+    if rows and all(r.is_significant and r.difference < 0 for r in rows):
+        return decision(readout.control, "significant",
+                        f"{readout.control} beats every other variant on {experiment.metric} "
+                        f"(largest adjusted p = {max(r.adjusted_p_value for r in rows):.2g})"), None
+    return at_deadline(f"no significant difference on {experiment.metric} yet")
+
+
+def waiting_runs(conn: Connection, campaign_id: str) -> list[tuple[str, datetime]]:
+    """(run_key, when the run started) of every run whose remainder still waits, oldest first."""
+    if not conn.table_exists("ops", "campaign_assignments"):
+        return []
+    return [(run_key, started) for run_key, started in conn.fetchall(
+        "SELECT run_key, min(assigned_at) FROM ops.campaign_assignments WHERE campaign_id = ? "
+        "AND run_key IN (SELECT run_key FROM ops.campaign_assignments WHERE campaign_id = ? "
+        "AND phase = 'remainder' AND arm IS NULL) GROUP BY run_key ORDER BY run_key",
+        [campaign_id, campaign_id])]
+
+
+def look(conn: Connection, campaign: Campaign, run_key: str, started_at: datetime, now: datetime) -> Look:
+    """Evaluate the decision rule for one waiting run, storing the decision when it fires."""
+    experiment = campaign.experiment
+    deadline = started_at + timedelta(hours=experiment.decide_within_hours)
+    stored = stored_decision(conn, campaign.campaign_id, run_key, ROLLOUT)
+    metric = MetricSpec(experiment.metric, EXPERIMENT_METRICS[experiment.metric][0])
+    readout = None
+    if conn.table_exists("marts", "experiment_units"):
+        readout = variant_readout(conn, campaign, run_key, decision_options(experiment), [metric])
+    if stored is not None:
+        return Look(run_key, deadline, readout, stored, None)
+    decision, waiting = decide(campaign, run_key, readout, deadline, now)
+    if decision is not None:
+        decision = record_decision(conn, decision)  # another look may have decided first: keep that one
+    return Look(run_key, deadline, readout, decision, waiting)
+
+
+def roll_out(warehouse: Warehouse, campaign: Campaign, renderer, now: datetime) -> list[Look]:
+    """Look at every waiting run of the campaign; render the remainder of each decided one."""
+    from dagster_project.personalization.messages_step import render_campaign_messages
+
+    with warehouse.connect() as conn:
+        looks = [look(conn, campaign, run_key, started, now) for run_key, started in waiting_runs(conn, campaign.campaign_id)]
+    done = []
+    for seen in looks:
+        if seen.decision is not None:
+            report = render_campaign_messages(warehouse, campaign, renderer, now, run_key=seen.run_key,
+                                              remainder_only=True)
+            seen = Look(seen.run_key, seen.deadline, seen.readout, seen.decision, None, report.rendered)
+        done.append(seen)
+    return done

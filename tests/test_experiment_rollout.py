@@ -1,0 +1,201 @@
+"""Winner roll-out end to end on both warehouses, in simulated worlds.
+
+The weekly campaign ships with a sequential roll-out experiment: its batch run (the `campaigns`
+template) mailed the test fraction and left the remainder waiting. Provider events for the test are
+simulated, ingested and built into marts.experiment_units by dbt; then the roll-out looks:
+
+- a world where variant b truly gets more clicks: the readout declares b and the remainder gets b,
+  each customer exactly one message of the run, however often the roll-out and the sends run again;
+- a world with no difference: no winner before the deadline, the control at it, and no false winner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from dagster_project.defs.personalization.campaign_assets import load_campaigns
+from dagster_project.defs.personalization.resource import PersonalizationResource
+from dagster_project.experiments.decisions import decisions_of
+from dagster_project.experiments.rollout import roll_out
+from dagster_project.ingest.loader import ingest_source
+from dagster_project.ingest.sources import SOURCES
+from dagster_project.pipeline import load_definitions
+from dagster_project.sample_data.engagement import EngagementRates, simulate_engagement
+from dagster_project.settings import load_activation_settings, load_personalization_settings
+from dagster_project.warehouse import Warehouse
+from dbt_runner import dbt
+from reverse_etl.run import send_campaigns
+
+CAMPAIGN = "weekly_picks"
+# The test fraction of the 300-customer sample is a few dozen per arm: small enough for a test, and
+# the effect below is large enough that even the always-valid interval sees it.
+SMALL = {"min_units_per_arm": 10}
+B_WINS = {(CAMPAIGN, "a"): EngagementRates(human_open=0.3, click_given_open=0.05),
+          (CAMPAIGN, "b"): EngagementRates(human_open=0.95, click_given_open=0.95)}
+NO_DIFFERENCE = {(CAMPAIGN, "a"): EngagementRates(0.4, 0.5), (CAMPAIGN, "b"): EngagementRates(0.4, 0.5)}
+# dbt models between the provider events / ops tables and the experiment units (not the identity chain).
+ENGAGEMENT_MODELS = ["stg_esp__events+,+experiment_units", "stg_ops__send_ledger+,+experiment_units",
+                     "stg_ops__campaign_messages+,+experiment_units", "stg_ops__campaign_assignments+,+experiment_units"]
+
+
+def _weekly(**experiment):
+    campaign = next(c for c in load_campaigns() if c.campaign_id == CAMPAIGN)
+    return replace(campaign, experiment=replace(campaign.experiment, **experiment))
+
+
+def _renderer(settings):
+    return PersonalizationResource.from_settings(load_personalization_settings(), settings.data_dir, "US").renderer()
+
+
+def _engagement_arrives(settings, rates) -> None:
+    warehouse = Warehouse(settings)
+    assert simulate_engagement(warehouse, settings.landing_dir, rates=rates) is not None
+    ingest_source(warehouse, SOURCES["esp"], settings.landing_dir, workers=1)
+    dbt(settings, "build", "--select", *ENGAGEMENT_MODELS)
+
+
+def _run_units(conn) -> dict[str, tuple[str | None, str]]:
+    return {customer: (arm, phase) for customer, arm, phase in conn.fetchall(
+        "SELECT customer_id, arm, phase FROM ops.campaign_assignments WHERE campaign_id = ?", [CAMPAIGN])}
+
+
+def _send_everything_due(settings) -> None:
+    # The remainder is planned for the customers' best hours after the decision: let the clock reach them.
+    later = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=2)
+    send_campaigns(settings, load_activation_settings(), [CAMPAIGN], log=lambda line: None, clock=lambda: later)
+
+
+def test_the_test_fraction_goes_first_and_the_remainder_waits(campaigned_warehouse):
+    campaign = _weekly()
+    with Warehouse(campaigned_warehouse.settings).connect() as conn:
+        units = _run_units(conn)
+        messaged = {row[0] for row in conn.fetchall(
+            "SELECT customer_id FROM ops.campaign_messages WHERE campaign_id = ?", [CAMPAIGN])}
+    phases = {phase for _, phase in units.values()}
+    assert phases == {"test", "remainder", "holdout"}
+    remainder = {c for c, (arm, phase) in units.items() if phase == "remainder"}
+    test = {c for c, (arm, phase) in units.items() if phase == "test"}
+    assert all(units[c][0] is None for c in remainder) and not remainder & messaged
+    assert messaged <= test and {units[c][0] for c in test} == {"a", "b"}
+    # About the configured test fraction of everyone not held out (hash-based, so not exactly).
+    share = len(test) / (len(test) + len(remainder))
+    assert abs(share - campaign.experiment.test_fraction) < 0.12
+
+
+def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_warehouse):
+    settings = campaigned_warehouse.settings
+    warehouse, campaign = Warehouse(settings), _weekly(**SMALL)
+    _engagement_arrives(settings, B_WINS)
+
+    [look] = roll_out(warehouse, campaign, _renderer(settings), datetime.now(timezone.utc).replace(tzinfo=None))
+
+    assert look.decision is not None and look.decision.variant_id == "b" and look.decision.rule == "significant"
+    [row] = [r for r in look.readout.rows if r.metric == "clicked"]
+    assert row.variant == "b" and row.is_significant and row.difference > 0 and not look.readout.has_srm
+    with warehouse.connect() as conn:
+        units = _run_units(conn)
+        remainder = {c for c, (arm, phase) in units.items() if phase == "remainder"}
+        remainder_messages = dict(conn.fetchall(
+            "SELECT customer_id, variant_id FROM ops.campaign_messages WHERE campaign_id = ? AND customer_id IN "
+            "(SELECT customer_id FROM ops.campaign_assignments WHERE campaign_id = ? AND phase = 'remainder')",
+            [CAMPAIGN, CAMPAIGN]))
+        [stored] = decisions_of(conn, CAMPAIGN)
+    assert all(units[c][0] == "b" for c in remainder)  # the whole remainder is b's now
+    assert set(remainder_messages.values()) == {"b"} and len(remainder_messages) == look.rendered > 0
+    assert stored.variant_id == "b" and stored.evidence["readout"]["rows"]
+
+    # Looking again, sending again: nothing new, nothing twice.
+    assert roll_out(warehouse, campaign, _renderer(settings), datetime.now(timezone.utc).replace(tzinfo=None)) == []
+    _send_everything_due(settings)
+    _send_everything_due(settings)
+    with warehouse.connect() as conn:
+        per_customer = conn.fetchall(
+            "SELECT customer_id, count(*) FROM ops.send_ledger WHERE campaign_id = ? AND state = 'accepted' "
+            "GROUP BY customer_id HAVING count(*) > 1", [CAMPAIGN])
+        sent_remainder = conn.scalar(
+            "SELECT count(*) FROM ops.send_ledger AS l JOIN ops.campaign_assignments AS a ON a.campaign_id = "
+            "l.campaign_id AND a.run_key = l.run_key AND a.customer_id = l.customer_id WHERE l.campaign_id = ? "
+            "AND a.phase = 'remainder' AND l.state = 'accepted' AND l.variant_id = 'b'", [CAMPAIGN])
+    assert per_customer == [] and sent_remainder > 0
+    outbox = list((settings.data_dir / "outbox" / CAMPAIGN).glob("*.eml"))
+    with warehouse.connect() as conn:
+        assert len(outbox) == conn.scalar("SELECT count(*) FROM ops.send_ledger WHERE campaign_id = ? "
+                                          "AND state = 'accepted'", [CAMPAIGN])
+
+
+def test_no_difference_waits_and_the_deadline_sends_the_control(campaigned_warehouse):
+    settings = campaigned_warehouse.settings
+    warehouse, campaign = Warehouse(settings), _weekly(**SMALL)
+    _engagement_arrives(settings, NO_DIFFERENCE)
+    with warehouse.connect() as conn:
+        started = conn.scalar("SELECT min(assigned_at) FROM ops.campaign_assignments WHERE campaign_id = ?", [CAMPAIGN])
+    deadline = started + timedelta(hours=campaign.experiment.decide_within_hours)
+
+    [early] = roll_out(warehouse, campaign, _renderer(settings), deadline - timedelta(hours=1))
+    assert early.decision is None and "no significant difference" in early.waiting_reason
+    with warehouse.connect() as conn:
+        assert decisions_of(conn, CAMPAIGN) == []
+        assert conn.scalar("SELECT count(*) FROM ops.campaign_assignments WHERE campaign_id = ? AND arm IS NULL",
+                           [CAMPAIGN]) > 0
+
+    [late] = roll_out(warehouse, campaign, _renderer(settings), deadline)
+    assert late.decision.variant_id == "a" and late.decision.rule == "deadline"  # the control, no false winner
+    assert late.rendered > 0 and "no significant difference" in late.decision.reason
+    with warehouse.connect() as conn:
+        assert {arm for (arm,) in conn.fetchall(
+            "SELECT DISTINCT arm FROM ops.campaign_assignments WHERE campaign_id = ? AND phase = 'remainder'",
+            [CAMPAIGN])} == {"a"}
+
+
+@pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=True)
+def test_the_fixed_horizon_decides_nothing_before_its_one_look(campaigned_warehouse):
+    settings = campaigned_warehouse.settings
+    warehouse, campaign = Warehouse(settings), _weekly(method="fixed", **SMALL)
+    _engagement_arrives(settings, B_WINS)
+    with warehouse.connect() as conn:
+        started = conn.scalar("SELECT min(assigned_at) FROM ops.campaign_assignments WHERE campaign_id = ?", [CAMPAIGN])
+    deadline = started + timedelta(hours=campaign.experiment.decide_within_hours)
+
+    [early] = roll_out(warehouse, campaign, _renderer(settings), deadline - timedelta(minutes=1))
+    [at_horizon] = roll_out(warehouse, campaign, _renderer(settings), deadline)
+
+    assert early.decision is None and "fixed horizon" in early.waiting_reason
+    assert at_horizon.decision.variant_id == "b" and at_horizon.decision.rule == "significant"
+
+
+@pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=True)
+def test_the_readout_asset_shows_the_experiment_and_gates_on_the_split(campaigned_warehouse):
+    settings = campaigned_warehouse.settings
+    _engagement_arrives(settings, B_WINS)
+    definitions = load_definitions()
+    key = dg.AssetKey(["campaigns", CAMPAIGN, "readout"])
+    job = definitions.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[key])
+
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+    metadata = {name: value.value for name, value in event.materialization.metadata.items()}
+    assert "| b |" in metadata["readout"] and "clicked" in metadata["readout"]
+    assert metadata["units_a"] > 0 and metadata["units_b"] > 0 and metadata["clicked_difference_b"] > 0
+    assert metadata["clicked_difference_low_b"] < metadata["clicked_difference_b"] < metadata["clicked_difference_high_b"]
+    assert "holdout" in metadata["holdout_lift"]
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "no_sample_ratio_mismatch" and check.passed
+
+
+def test_the_roll_out_runs_as_its_own_job_below_fresh_engagement(prepared_dbt):
+    definitions = load_definitions()
+    graph = definitions.resolve_asset_graph()
+    rollout = dg.AssetKey(["campaigns", CAMPAIGN, "rollout"])
+    readout = dg.AssetKey(["campaigns", CAMPAIGN, "readout"])
+    assert graph.get(rollout).parent_keys == {readout, dg.AssetKey(["campaigns", CAMPAIGN, "messages"])}
+    assert dg.AssetKey(["marts", "experiment_units"]) in graph.get(readout).parent_keys
+    assert rollout in graph.get(dg.AssetKey(["campaigns", CAMPAIGN, "sends"])).parent_keys
+    job = definitions.resolve_job_def(f"{CAMPAIGN}_rollout").asset_layer.executable_asset_keys
+    assert {rollout, readout, dg.AssetKey(["raw", "esp_events"]), dg.AssetKey(["marts", "experiment_units"]),
+            dg.AssetKey(["campaigns", CAMPAIGN, "sends"])} <= set(job)
+    daily = definitions.resolve_job_def("daily_campaign_pipeline").asset_layer.executable_asset_keys
+    assert readout in daily and rollout not in daily

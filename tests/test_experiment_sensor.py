@@ -1,0 +1,56 @@
+"""experiment_rollout_sensor: a roll-out run only while a remainder waits, once per batch of new
+provider events and once per passed deadline, with run keys that repeat for the same state."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+CAMPAIGN = "weekly_picks"
+MESSAGES = dg.AssetKey(["campaigns", CAMPAIGN, "messages"])
+ROLLOUT = dg.AssetKey(["campaigns", CAMPAIGN, "rollout"])
+ESP = dg.AssetKey(["raw", "esp_events"])
+
+
+def _report(instance, key, **metadata):
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, metadata=metadata))
+
+
+def test_the_rollout_sensor_looks_when_events_arrive_or_a_deadline_passes(prepared_dbt):
+    from dagster_project.pipeline import load_definitions
+
+    sensor = load_definitions().resolve_sensor_def("experiment_rollout_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def evaluate(cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        result = sensor.evaluate_tick(context)
+        return result.run_requests or [], result.skip_message, result.cursor
+
+    requests, skipped, cursor = evaluate(None)
+    assert not requests and "No experiment remainder" in skipped  # nothing rendered yet
+
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    _report(instance, MESSAGES, remainder_awaiting_winner=40, next_deadline=dg.MetadataValue.timestamp(future))
+    requests, _, cursor = evaluate(cursor)
+    assert not requests, "a waiting remainder with no events and a distant deadline: nothing new to look at"
+
+    _report(instance, ESP, rows_loaded=10)
+    requests, _, cursor_after_events = evaluate(cursor)
+    [request] = requests
+    assert request.job_name == f"{CAMPAIGN}_rollout" and request.run_key.startswith(f"{CAMPAIGN}:events:")
+    assert evaluate(cursor)[0][0].run_key == request.run_key  # the same state gives the same key
+    assert not evaluate(cursor_after_events)[0], "the same events are looked at once"
+
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    _report(instance, ROLLOUT, runs_waiting=1, next_deadline=dg.MetadataValue.timestamp(past))
+    [deadline_request], _, cursor = evaluate(cursor_after_events)
+    assert deadline_request.run_key == f"{CAMPAIGN}:deadline:{int(past.timestamp())}"
+    assert json.loads(cursor)[CAMPAIGN]["deadline"] == past.timestamp()
+    assert not evaluate(cursor)[0], "a passed deadline is acted on once"
+
+    _report(instance, ROLLOUT, runs_waiting=0)
+    _report(instance, ESP, rows_loaded=5)
+    assert not evaluate(cursor)[0], "nothing waits any more: new events start no roll-out"
