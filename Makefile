@@ -6,13 +6,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export DAGSTER_HOME ?= $(abspath .dagster_home)
 SCALE ?= 100000
 SEED ?= 7
+UNITS ?= 10000000
 CUSTOMERS ?= 2000
 PYTEST_ARGS ?=
 
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install lock prepare demo test dev receiver bench quality-docs clean clean-data
+.PHONY: install lock prepare demo test dev receiver bench bench-experiments quality-docs clean clean-data
 
 install: $(INSTALLED)
 
@@ -63,6 +64,11 @@ quality-docs: $(INSTALLED)
 
 bench: prepare
 	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED)
+
+# Experiment readouts of UNITS units (default 10M): a streamed CSV, and marts.experiment_units in each warehouse.
+bench-experiments: prepare
+	$(BIN)/python -m benchmarks.experiment_readout --rows $(UNITS) --record
+	$(BIN)/python -m benchmarks.experiment_warehouse --rows $(UNITS)
 
 clean-data:
 	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs data/outbox data/crm.sqlite

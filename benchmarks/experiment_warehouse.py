@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.machine import describe
-from benchmarks.run import RESULTS, _admin, environment, measure
+from benchmarks.report import write_report
+from benchmarks.run import RESULTS, ROOT, _admin, environment, measure
 from dagster_project.settings import Settings, load_settings
 from dagster_project.warehouse import Warehouse
 
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {"rows": args.rows, "warehouse": kind, "machine": describe(),
                       "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "readout": figures}
             (RESULTS / f"experiments-{kind}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_report(RESULTS, ROOT / "BENCHMARKS.md")
     return 0
 
 

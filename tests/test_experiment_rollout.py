@@ -11,6 +11,7 @@ simulated, ingested and built into marts.experiment_units by dbt; then the roll-
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -199,3 +200,87 @@ def test_the_roll_out_runs_as_its_own_job_below_fresh_engagement(prepared_dbt):
             dg.AssetKey(["campaigns", CAMPAIGN, "sends"])} <= set(job)
     daily = definitions.resolve_job_def("daily_campaign_pipeline").asset_layer.executable_asset_keys
     assert readout in daily and rollout not in daily
+
+
+def _roll_out_in_a_process(settings_env: dict, start, results) -> None:
+    import os
+
+    os.environ.update(settings_env)
+    from dagster_project.settings import load_settings
+
+    settings = load_settings()
+    start.wait(timeout=60)
+    looks = roll_out(Warehouse(settings), _weekly(**SMALL), _renderer(settings),
+                     datetime.now(timezone.utc).replace(tzinfo=None))
+    results.put([(look.run_key, look.decision.variant_id if look.decision else None, look.rendered) for look in looks])
+
+
+@pytest.mark.parametrize("warehouse_kind", ["postgres"], indirect=True)
+def test_two_rollouts_started_together_decide_once_and_render_once(campaigned_warehouse):
+    import multiprocessing
+
+    from conftest import settings_environment
+
+    settings = campaigned_warehouse.settings
+    _engagement_arrives(settings, B_WINS)
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_roll_out_in_a_process, args=(settings_environment(settings), start, results))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+
+    # One of them decided and rendered the remainder; the other waited its turn and found nothing to do.
+    assert sorted(len(looks) for looks in outcomes) == [0, 1]
+    [(_, winner, rendered)] = next(looks for looks in outcomes if looks)
+    with Warehouse(settings).connect() as conn:
+        decisions = decisions_of(conn, CAMPAIGN)
+        twice = conn.fetchall("SELECT customer_id FROM ops.campaign_messages WHERE campaign_id = ? "
+                              "GROUP BY customer_id, run_key HAVING count(*) > 1", [CAMPAIGN])
+        remainder = conn.scalar("SELECT count(*) FROM ops.campaign_messages AS m JOIN ops.campaign_assignments AS a "
+                                "ON a.campaign_id = m.campaign_id AND a.run_key = m.run_key AND a.customer_id = "
+                                "m.customer_id WHERE m.campaign_id = ? AND a.phase = 'remainder'", [CAMPAIGN])
+    assert winner == "b" and len(decisions) == 1 and twice == [] and remainder == rendered > 0
+
+
+@pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=True)
+def test_a_sample_ratio_mismatch_blocks_even_the_deadline_until_an_operator_decides(campaigned_warehouse):
+    import subprocess
+    import sys
+
+    from conftest import settings_environment
+
+    settings = campaigned_warehouse.settings
+    warehouse, campaign = Warehouse(settings), _weekly(**SMALL)
+    with warehouse.connect() as conn:
+        # Most of b's test units end up counted as a's: the split no longer fits the weights.
+        b_units = [c for (c,) in conn.fetchall("SELECT customer_id FROM ops.campaign_assignments WHERE campaign_id = ? "
+                                               "AND phase = 'test' AND arm = 'b' ORDER BY customer_id", [CAMPAIGN])]
+        for customer in b_units[: len(b_units) * 9 // 10]:
+            conn.execute("UPDATE ops.campaign_assignments SET arm = 'a' WHERE campaign_id = ? AND customer_id = ?",
+                         [CAMPAIGN, customer])
+        run_key, started = conn.fetchall("SELECT run_key, min(assigned_at) FROM ops.campaign_assignments "
+                                         "WHERE campaign_id = ? GROUP BY run_key", [CAMPAIGN])[0]
+    _engagement_arrives(settings, NO_DIFFERENCE)
+    past_deadline = started + timedelta(hours=campaign.experiment.decide_within_hours + 1)
+
+    [blocked] = roll_out(warehouse, campaign, _renderer(settings), past_deadline)
+    assert blocked.decision is None and blocked.readout.has_srm and "sample ratio mismatch" in blocked.waiting_reason
+
+    def decide(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dagster_project.experiments", "decide", *args],
+                              env={**os.environ, **settings_environment(settings)}, capture_output=True, text=True)
+
+    wrong = decide(CAMPAIGN, run_key, "c", "--reason", "assignment bug fixed")
+    assert wrong.returncode == 2 and "variant 'c' is not one of campaign weekly_picks's: a, b" in wrong.stderr
+    done = decide(CAMPAIGN, run_key, "a", "--reason", "b's units were mislabelled; the control is safe")
+    assert done.returncode == 0, done.stderr
+    assert f"job {CAMPAIGN}_rollout" in done.stdout
+
+    [rolled] = roll_out(warehouse, campaign, _renderer(settings), past_deadline)
+    assert rolled.decision.rule == "manual" and rolled.decision.variant_id == "a" and rolled.rendered > 0
+    assert decide(CAMPAIGN, run_key, "b", "--reason", "again").returncode == 2  # nothing waits any more

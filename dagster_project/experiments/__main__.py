@@ -1,4 +1,5 @@
-"""python -m dagster_project.experiments readout FILE.csv --variant-column COL --control NAME
+"""python -m dagster_project.experiments decide CAMPAIGN RUN_KEY VARIANT --reason TEXT
+python -m dagster_project.experiments readout FILE.csv --variant-column COL --control NAME
     --metric NAME:binary [--metric NAME:continuous ...] [--weights A=50,B=50] [--alpha 0.05]
     [--sequential [--sequential-tuning 5000]] [--correction holm|bh|none] [--yates]
     [--srm-threshold 0.001] [--format table|json|csv]
@@ -96,11 +97,51 @@ def build_parser() -> argparse.ArgumentParser:
     readout.add_argument("--srm-threshold", type=_probability, default=0.001,
                          help="sample-ratio-mismatch p-value below which decisions are blocked (default 0.001)")
     readout.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output (default table)")
+    decide = commands.add_parser(
+        "decide", help="record an operator's winner for a campaign run whose remainder waits",
+        description="Record the variant the waiting remainder of a campaign run gets (rule 'manual', kept in "
+                    "ops.experiment_decisions with the reason). The next run of job <campaign>_rollout renders "
+                    "and sends it. For when a sample ratio mismatch blocks the decision and has been explained, "
+                    "or a test is ended on purpose.")
+    decide.add_argument("campaign", metavar="CAMPAIGN", help="campaign id (meta.campaign.id)")
+    decide.add_argument("run_key", metavar="RUN_KEY", help="the run (its day, YYYY-MM-DD)")
+    decide.add_argument("variant", metavar="VARIANT", help="the variant the remainder gets")
+    decide.add_argument("--reason", required=True, help="why; kept with the decision")
     return parser
+
+
+def decide(args) -> int:
+    """The warehouse and campaigns of this environment (MAILROOM_* settings, the prepared dbt manifest)."""
+    from datetime import datetime, timezone
+
+    from dagster_project.experiments.rollout import decide_manually
+    from dagster_project.personalization.campaigns import campaigns_from_manifest
+    from dagster_project.settings import load_settings, project_root
+    from dagster_project.warehouse import Warehouse
+
+    manifest = project_root() / "dbt" / "target" / "manifest.json"
+    if not manifest.exists():
+        print(f"error: {manifest} is missing; run `make prepare` first", file=sys.stderr)
+        return 2
+    campaigns = {c.campaign_id: c for c in campaigns_from_manifest(json.loads(manifest.read_text()))}
+    if args.campaign not in campaigns:
+        print(f"error: no campaign {args.campaign!r}; campaigns: {', '.join(campaigns)}", file=sys.stderr)
+        return 2
+    try:
+        decision = decide_manually(Warehouse(load_settings()), campaigns[args.campaign], args.run_key, args.variant,
+                                   args.reason, datetime.now(timezone.utc).replace(tzinfo=None))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{decision.campaign_id} run {decision.run_key}: the remainder gets {decision.variant_id} (manual). The next "
+          f"run of job {decision.campaign_id}_rollout renders and sends it.")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "decide":
+        return decide(args)
     try:
         options = ReadoutOptions(alpha=args.alpha, sequential=args.sequential,
                                  sequential_tuning=args.sequential_tuning, correction=args.correction,

@@ -16,6 +16,9 @@ Fixed method: one look, at the deadline (the fixed horizon); a look before it de
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -119,17 +122,63 @@ def look(conn: Connection, campaign: Campaign, run_key: str, started_at: datetim
     return Look(run_key, deadline, readout, decision, waiting)
 
 
+def decide_manually(warehouse: Warehouse, campaign: Campaign, run_key: str, variant_id: str, reason: str,
+                    now: datetime) -> Decision:
+    """An operator's decision for a waiting run (after a sample ratio mismatch was explained, or to end
+    a test early on purpose); the next roll-out renders the remainder with it."""
+    if not (campaign.experiment and campaign.experiment.rolls_out):
+        raise ValueError(f"campaign {campaign.campaign_id} has no roll-out experiment (meta.campaign.experiment "
+                         "with method sequential or fixed); there is no remainder to decide for")
+    variants = [v.variant_id for v in campaign.variants]
+    if variant_id not in variants:
+        raise ValueError(f"variant {variant_id!r} is not one of campaign {campaign.campaign_id}'s: {', '.join(variants)}")
+    if not reason.strip():
+        raise ValueError("say why (--reason): the decision is kept with it for whoever reads the readout later")
+    with warehouse.connect() as conn:
+        waiting = [key for key, _ in waiting_runs(conn, campaign.campaign_id)]
+        if run_key not in waiting:
+            raise ValueError(f"run {run_key} of {campaign.campaign_id} has no remainder waiting for a winner "
+                             f"(waiting: {', '.join(waiting) or 'none'})")
+        stored = stored_decision(conn, campaign.campaign_id, run_key, ROLLOUT)
+        if stored is not None:
+            raise ValueError(f"run {run_key} was already decided: {stored.variant_id} ({stored.rule}, "
+                             f"{stored.decided_at:%Y-%m-%d %H:%M}); the next roll-out renders it")
+        return record_decision(conn, Decision(campaign.campaign_id, run_key, ROLLOUT, variant_id, "manual",
+                                              reason.strip(), now, {"by": "operator"}))
+
+
 def roll_out(warehouse: Warehouse, campaign: Campaign, renderer, now: datetime) -> list[Look]:
-    """Look at every waiting run of the campaign; render the remainder of each decided one."""
+    """Look at every waiting run of the campaign; render the remainder of each decided one.
+
+    Roll-outs of one campaign take turns (on PostgreSQL a session advisory lock, waited for; DuckDB
+    lets one process in at a time anyway): a second one started at the same moment finds the runs
+    decided and rendered, and does nothing."""
     from dagster_project.personalization.messages_step import render_campaign_messages
 
-    with warehouse.connect() as conn:
-        looks = [look(conn, campaign, run_key, started, now) for run_key, started in waiting_runs(conn, campaign.campaign_id)]
-    done = []
-    for seen in looks:
-        if seen.decision is not None:
-            report = render_campaign_messages(warehouse, campaign, renderer, now, run_key=seen.run_key,
-                                              remainder_only=True)
-            seen = Look(seen.run_key, seen.deadline, seen.readout, seen.decision, None, report.rendered)
-        done.append(seen)
+    with _rollout_turn(warehouse, campaign.campaign_id):
+        with warehouse.connect() as conn:
+            looks = [look(conn, campaign, run_key, started, now)
+                     for run_key, started in waiting_runs(conn, campaign.campaign_id)]
+        done = []
+        for seen in looks:
+            if seen.decision is not None:
+                report = render_campaign_messages(warehouse, campaign, renderer, now, run_key=seen.run_key,
+                                                  remainder_only=True)
+                seen = Look(seen.run_key, seen.deadline, seen.readout, seen.decision, None, report.rendered)
+            done.append(seen)
     return done
+
+
+@contextmanager
+def _rollout_turn(warehouse: Warehouse, campaign_id: str) -> Iterator[None]:
+    if warehouse.kind != "postgres":
+        yield
+        return
+    key = int.from_bytes(hashlib.sha256(f"mailroom.rollout:{campaign_id}".encode()).digest()[:8], "big", signed=True)
+    with warehouse.session() as guard:  # the lock lives as long as this session
+        guard.execute("SELECT pg_advisory_lock(?)", [key])
+        guard.commit()
+        try:
+            yield
+        finally:
+            guard.execute("SELECT pg_advisory_unlock(?)", [key])

@@ -81,13 +81,14 @@ def variant_readout(conn: Connection, campaign: Campaign, run_key: str, options:
     metrics = metrics or all_metrics()
     control = campaign.experiment.control if campaign.experiment else campaign.variants[0].variant_id
     variant_ids = [v.variant_id for v in campaign.variants]
+    configured = weights or {v.variant_id: v.weight for v in campaign.variants}
+    # Arms the run gave no share (a variant added after a bandit's allocation) have no units to compare.
     arms = [a for a in arm_totals(conn, campaign.campaign_id, run_key, (PHASE_TEST, PHASE_FULL), metrics)
-            if a.arm in variant_ids]
+            if a.arm in variant_ids and configured.get(a.arm)]
     present = {a.arm for a in arms}
     if control not in present or len(present) < 2:
         return None
-    configured = weights or {v.variant_id: v.weight for v in campaign.variants}
-    shares = {arm: configured[arm] for arm in present if configured.get(arm)}
+    shares = {arm: configured[arm] for arm in present}
     return compute_readout(arms, control, metrics, _with(options, weights=shares))
 
 

@@ -24,7 +24,7 @@ from dagster_project.defs.personalization.campaign_assets import (
 from dagster_project.defs.experiments.metadata import readout_metadata, rollout_metadata
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
-from dagster_project.experiments.decisions import ALLOCATION, decisions_of, stored_decision
+from dagster_project.experiments.decisions import ALLOCATION, ROLLOUT, decisions_of, stored_decision
 from dagster_project.experiments.readout import ReadoutOptions
 from dagster_project.experiments.rollout import decision_options, roll_out
 from dagster_project.experiments.warehouse_readout import CampaignReadouts, campaign_readouts
@@ -72,7 +72,8 @@ def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
             readouts = _readouts(conn, campaign)
             decisions = decisions_of(conn, campaign.campaign_id)
         yield dg.MaterializeResult(metadata=readout_metadata(readouts, metric, decisions))
-        yield _srm_check(readouts)
+        decided = any(d.run_key == readouts.run_key and d.kind == ROLLOUT for d in decisions)
+        yield _srm_check(readouts, decided)
 
     return readout
 
@@ -88,18 +89,22 @@ def _readouts(conn, campaign: Campaign) -> CampaignReadouts:
     return campaign_readouts(conn, campaign, readout_options(campaign), weights=weights)
 
 
-def _srm_check(readouts: CampaignReadouts) -> dg.AssetCheckResult:
+def _srm_check(readouts: CampaignReadouts, decided: bool) -> dg.AssetCheckResult:
+    """Fails on a mismatch in the latest run, unless that run's roll-out was already decided (an
+    operator's `decide` after explaining it): then there is nothing left to block."""
     found = [(name, r) for name, r in (("variants", readouts.variants), ("holdout", readouts.holdout))
              if r is not None]
     mismatched = [f"{name} (p = {r.srm_p_value:.2g}, units {', '.join(f'{a.arm} {a.units:,}' for a in r.arms)})"
                   for name, r in found if r.has_srm]
     return dg.AssetCheckResult(
         check_name=SRM_CHECK,
-        passed=not mismatched,
+        passed=not mismatched or decided,
         severity=dg.AssetCheckSeverity.ERROR,
         description=("Sample ratio mismatch in " + "; ".join(mismatched) + ": the split is not the configured one, "
                      "so no decision is made. Look for assignment or delivery problems (an arm bounced, suppressed "
-                     "or filtered more than the others)." if mismatched else "Arms split as configured."),
+                     "or filtered more than the others); once explained, `python -m dagster_project.experiments "
+                     "decide` records the winner by hand." + (" The run is decided already." if decided else "")
+                     if mismatched else "Arms split as configured."),
         metadata={f"{name}_srm_p_value": dg.MetadataValue.float(r.srm_p_value) for name, r in found},
     )
 
