@@ -57,11 +57,11 @@ def load_units(settings: Settings, rows: int) -> None:
 def readout() -> dict:
     """The stage measured in its own process: sums per arm in the warehouse, statistics in Python."""
     from dagster_project.experiments.readout import ReadoutOptions, compute_readout
-    from dagster_project.experiments.warehouse_readout import all_metrics, arm_totals
+    from dagster_project.experiments.warehouse_readout import metric_specs, arm_totals
 
     with Warehouse(load_settings()).connect() as conn:
-        arms = arm_totals(conn, CAMPAIGN, None, None, all_metrics())
-    result = compute_readout(arms, "control", all_metrics(), ReadoutOptions(sequential=True))
+        arms = arm_totals(conn, CAMPAIGN, None, None, metric_specs())
+    result = compute_readout(arms, "control", metric_specs(), ReadoutOptions(sequential=True))
     return {"units": sum(a.units for a in result.arms), "has_srm": result.has_srm,
             "significant": [f"{r.variant}:{r.metric}" for r in result.rows if r.is_significant]}
 

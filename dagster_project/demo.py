@@ -147,13 +147,13 @@ def close_the_loop(instance: dg.DagsterInstance, settings: Settings):
 def roll_out_experiments(instance: dg.DagsterInstance, settings: Settings) -> list:
     """The readout of each campaign, then each roll-out experiment's look: the loop has just taken in
     the test's engagement, so the roll-out job runs its own readout, decision, remainder and sends."""
-    from dagster_project.defs.experiments.assets import readout_options
     from dagster_project.defs.personalization.campaign_assets import (
         load_campaigns,
         readout_key,
         rollout_key,
         sends_key,
     )
+    from dagster_project.experiments.spec import primary_metric
     from dagster_project.experiments.warehouse_readout import campaign_readouts
     from dagster_project.pipeline import load_definitions
 
@@ -161,10 +161,10 @@ def roll_out_experiments(instance: dg.DagsterInstance, settings: Settings) -> li
     print("\nExperiments (full tables on campaigns/<id>/readout in the UI):")
     with Warehouse(settings).connect() as conn:
         for campaign in campaigns:
-            metric = campaign.experiment.metric if campaign.experiment else "clicked"
-            readouts = campaign_readouts(conn, campaign, readout_options(campaign))
+            metric = primary_metric(campaign.experiment)
+            readouts = campaign_readouts(conn, campaign)
             print(f"  {campaign.campaign_id} run {readouts.run_key or '-'}")
-            for title, readout in (("variants", readouts.variants), ("vs holdout", readouts.holdout)):
+            for title, readout in (("variants", readouts.primary), ("vs holdout", readouts.holdout)):
                 for line in _readout_lines(readout, metric if title == "variants" else "converted"):
                     print(f"    {title:<11} {line}")
     runs = []

@@ -37,20 +37,29 @@ def test_the_rollout_sensor_looks_when_events_arrive_or_a_deadline_passes(prepar
     requests, _, cursor = evaluate(cursor)
     assert not requests, "a waiting remainder with no events and a distant deadline: nothing new to look at"
 
-    _report(instance, ESP, rows_loaded=10)
+    _report(instance, ESP, files_loaded=0)  # an ingest that found nothing (the roll-out job's own)
+    assert not evaluate(cursor)[0], "an ingest with no new files is no news"
+
+    _report(instance, ESP, files_loaded=1)
     requests, _, cursor_after_events = evaluate(cursor)
     [request] = requests
     assert request.job_name == f"{CAMPAIGN}_rollout" and request.run_key.startswith(f"{CAMPAIGN}:events:")
     assert evaluate(cursor)[0][0].run_key == request.run_key  # the same state gives the same key
     assert not evaluate(cursor_after_events)[0], "the same events are looked at once"
 
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
-    _report(instance, ROLLOUT, runs_waiting=1, next_deadline=dg.MetadataValue.timestamp(past))
+    # The roll-out looked: two runs wait, one past its deadline (held by a sample ratio mismatch, say).
+    past, later = datetime.now(timezone.utc) - timedelta(minutes=1), datetime.now(timezone.utc) - timedelta(seconds=5)
+    _report(instance, ROLLOUT, runs_waiting=2, waiting_deadlines=dg.MetadataValue.json([past.timestamp()]))
     [deadline_request], _, cursor = evaluate(cursor_after_events)
     assert deadline_request.run_key == f"{CAMPAIGN}:deadline:{int(past.timestamp())}"
-    assert json.loads(cursor)[CAMPAIGN]["deadline"] == past.timestamp()
     assert not evaluate(cursor)[0], "a passed deadline is acted on once"
+    # The look left that run waiting; the other run's deadline passes too and still gets its look.
+    _report(instance, ROLLOUT, runs_waiting=2,
+            waiting_deadlines=dg.MetadataValue.json([past.timestamp(), later.timestamp()]))
+    [second], _, cursor = evaluate(cursor)
+    assert second.run_key == f"{CAMPAIGN}:deadline:{int(later.timestamp())}"
+    assert json.loads(cursor)[CAMPAIGN]["deadlines"] == [past.timestamp(), later.timestamp()]
 
-    _report(instance, ROLLOUT, runs_waiting=0)
-    _report(instance, ESP, rows_loaded=5)
+    _report(instance, ROLLOUT, runs_waiting=0, waiting_deadlines=dg.MetadataValue.json([]))
+    _report(instance, ESP, files_loaded=3)
     assert not evaluate(cursor)[0], "nothing waits any more: new events start no roll-out"

@@ -239,6 +239,29 @@ def test_a_a_simulation_with_daily_looks_sequential_holds_alpha_and_naive_peekin
     assert naive[:, -1].mean() <= alpha + margin  # one look at the end is fine for the naive test
 
 
+def test_a_a_simulation_of_a_campaign_run_looked_at_daily_as_outcomes_arrive():
+    """A campaign run's units all enter at once; what grows between looks are their outcomes (a
+    conversion arrives days after the send). 300 A/A runs of 2 x 2,000 units, looked at on each of 20
+    days, read as the warehouse readouts read them (sequential, tuned to the run's units)."""
+    alpha, experiments, looks, units, rate = 0.05, 300, 20, 2000, 0.1
+    rng = np.random.default_rng(7)
+    converts = rng.random((experiments, 2, units)) < rate
+    days_to_convert = rng.exponential(5.0, (experiments, 2, units))
+    naive = np.zeros((experiments, looks), dtype=bool)
+    sequential = np.zeros((experiments, looks), dtype=bool)
+    for look in range(looks):
+        successes = (converts & (days_to_convert <= look + 1)).sum(axis=2)
+        for e in range(experiments):
+            estimate = st.two_proportion_z_test(*proportions(successes[e, 0], units, successes[e, 1], units))
+            naive[e, look] = estimate.p_value < alpha
+            p = st.sequential_p_value(estimate.value, estimate.standard_error, 2 * units, alpha, 2.0 * units)
+            sequential[e, look] = p < alpha
+    margin = 2.5 * math.sqrt(alpha * (1 - alpha) / experiments)
+    assert sequential.any(axis=1).mean() <= alpha + margin
+    assert naive.any(axis=1).mean() > 1.5 * alpha  # stopping at the first "significant" look
+    assert naive[:, -1].mean() <= alpha + margin
+
+
 # --- sample ratio mismatch -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("units, weights", [

@@ -3,7 +3,8 @@
 One row per (campaign, run, kind):
     kind "rollout"     the variant the remainder of a batch run got, and why: rule "significant" (the
                        readout declared it), "deadline" (no winner in time: the control or the configured
-                       default) or "srm_deadline" (the deadline passed while the split was off).
+                       default) or "manual" (an operator's `decide`, e.g. after a sample ratio mismatch,
+                       which blocks every other rule).
     kind "allocation"  the variant shares a bandit run was assigned with (rule "top_two_thompson").
 
 The first decision for a run is final: a second process deciding at the same moment inserts nothing

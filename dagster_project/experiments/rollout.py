@@ -10,7 +10,8 @@
     decided                     the remainder is rendered with that variant and handed to the same
                                 send path (gates, consent re-check, ledger, exactly once)
 
-Sequential method: looked at as often as you like; the always-valid interval keeps the error rate.
+Sequential method: looked at as often as outcomes arrive, against the always-valid threshold, which
+keeps false winners rare however often it looks (README, "Why you may look every day").
 Fixed method: one look, at the deadline (the fixed horizon); a look before it decides nothing.
 """
 
@@ -23,11 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dagster_project.experiments.decisions import ROLLOUT, Decision, record_decision, stored_decision
-from dagster_project.experiments.readout import Readout, ReadoutOptions
-from dagster_project.experiments.totals import MetricSpec
-from dagster_project.experiments.metrics import EXPERIMENT_METRICS
-from dagster_project.experiments.warehouse_readout import variant_readout
-from dagster_project.personalization.campaigns import Campaign, ExperimentSpec
+from dagster_project.experiments.readout import Readout
+from dagster_project.experiments.warehouse_readout import metric_specs, variant_readout
+from dagster_project.experiments.spec import readout_options
+from dagster_project.personalization.campaigns import Campaign
 from dagster_project.warehouse import Connection, Warehouse
 
 
@@ -41,11 +41,6 @@ class Look:
     decision: Decision | None
     waiting_reason: str | None
     rendered: int = 0  # remainder messages rendered after the decision
-
-
-def decision_options(experiment: ExperimentSpec) -> ReadoutOptions:
-    return ReadoutOptions(alpha=experiment.alpha, sequential=experiment.method == "sequential",
-                          correction=experiment.correction)
 
 
 def decide(campaign: Campaign, run_key: str, readout: Readout | None, deadline: datetime,
@@ -83,6 +78,8 @@ def decide(campaign: Campaign, run_key: str, readout: Readout | None, deadline: 
     rows = [r for r in readout.rows if r.metric == experiment.metric]
     better = [r for r in rows if r.is_significant and r.difference > 0]
     if better:
+        # With several significantly better variants, the best observed one: they are each tested
+        # against the control, not against each other.
         best = max(better, key=lambda r: r.variant_value)
         return decision(best.variant, "significant",
                         f"{best.variant} beats {readout.control} on {experiment.metric}: {best.variant_value:.4g} vs "
@@ -110,12 +107,12 @@ def look(conn: Connection, campaign: Campaign, run_key: str, started_at: datetim
     experiment = campaign.experiment
     deadline = started_at + timedelta(hours=experiment.decide_within_hours)
     stored = stored_decision(conn, campaign.campaign_id, run_key, ROLLOUT)
-    metric = MetricSpec(experiment.metric, EXPERIMENT_METRICS[experiment.metric][0])
+    if stored is not None:  # decided by an earlier look (or by hand): render what it said
+        return Look(run_key, deadline, None, stored, None)
     readout = None
     if conn.table_exists("marts", "experiment_units"):
-        readout = variant_readout(conn, campaign, run_key, decision_options(experiment), [metric])
-    if stored is not None:
-        return Look(run_key, deadline, readout, stored, None)
+        readout = variant_readout(conn, campaign, run_key, readout_options(experiment),
+                                  metric_specs([experiment.metric]))
     decision, waiting = decide(campaign, run_key, readout, deadline, now)
     if decision is not None:
         decision = record_decision(conn, decision)  # another look may have decided first: keep that one
@@ -150,9 +147,9 @@ def decide_manually(warehouse: Warehouse, campaign: Campaign, run_key: str, vari
 def roll_out(warehouse: Warehouse, campaign: Campaign, renderer, now: datetime) -> list[Look]:
     """Look at every waiting run of the campaign; render the remainder of each decided one.
 
-    Roll-outs of one campaign take turns (on PostgreSQL a session advisory lock, waited for; DuckDB
-    lets one process in at a time anyway): a second one started at the same moment finds the runs
-    decided and rendered, and does nothing."""
+    Roll-outs of one campaign take turns on PostgreSQL (a session advisory lock, waited for): a second
+    one started at the same moment finds the runs decided and rendered, and does nothing. On DuckDB a
+    second process cannot open the warehouse while the first works, so it fails and can be re-run."""
     from dagster_project.personalization.messages_step import render_campaign_messages
 
     with _rollout_turn(warehouse, campaign.campaign_id):

@@ -1,50 +1,59 @@
 """Readouts of the campaigns' experiments from marts.experiment_units: the sums per arm come from one
 GROUP BY in the warehouse, the statistics from the same `compute_readout` the CSV command uses.
 
-Two comparisons per campaign run:
-    variants   each variant against the control, on the units that got a variant as part of the test
-               (phase test, or full when the campaign has no roll-out), every metric
-    holdout    everyone the campaign was meant for (all variants and the rolled-out remainder,
-               pooled) against the holdout: the campaign's incremental effect
+Per campaign run:
+    primary     each variant against the control on the experiment's metric, in the units that got a
+                variant as part of the test (phase test, or full without a roll-out): the comparisons
+                a roll-out decides on, corrected for the variants only
+    secondary   the other metrics, a family of their own (they inform, they never decide)
+    holdout     everyone the campaign was meant for (all variants and the rolled-out remainder, pooled)
+                against the holdout: the campaign's incremental effect, every metric
+
+Sequential readouts are tuned to their own size (the units compared), where the always-valid interval
+is tightest: a run's units all enter when it starts, so the size is known at the first look.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from dagster_project.experiments.decisions import ALLOCATION, stored_decision
 from dagster_project.experiments.metrics import EXPERIMENT_METRICS
 from dagster_project.experiments.readout import Readout, ReadoutOptions, compute_readout
+from dagster_project.experiments.spec import primary_metric, readout_options
 from dagster_project.experiments.totals import ArmTotals, MetricSpec, MetricTotals
 from dagster_project.personalization.campaigns import Campaign
-from dagster_project.personalization.variants import HOLDOUT, PHASE_FULL, PHASE_TEST
+from dagster_project.personalization.variants import HOLDOUT, PHASE_FULL, PHASE_REMAINDER, PHASE_TEST
 from dagster_project.warehouse import Connection
 
 UNITS_TABLE = "marts.experiment_units"
 CAMPAIGN_ARM = "campaign"  # the pooled treated units in the holdout comparison
-WAITING_RUNS = ("SELECT DISTINCT run_key FROM ops.campaign_assignments WHERE campaign_id = ? "
-                "AND phase = 'remainder' AND arm IS NULL")
+# Runs of a roll-out whose remainder has not entered the units yet: a test but no remainder row.
+UNSETTLED_RUNS = (f"SELECT run_key FROM {UNITS_TABLE} WHERE campaign_id = ? GROUP BY run_key "
+                  f"HAVING sum(CASE WHEN phase = '{PHASE_TEST}' THEN 1 ELSE 0 END) > 0 "
+                  f"AND sum(CASE WHEN phase = '{PHASE_REMAINDER}' THEN 1 ELSE 0 END) = 0")
 
 
 @dataclass(frozen=True)
 class CampaignReadouts:
     campaign_id: str
     run_key: str | None  # the latest run with units; None before the first
-    variants: Readout | None  # None when there are fewer than two variants with units
+    primary: Readout | None  # None before any unit of a variant
+    secondary: Readout | None
     holdout: Readout | None  # None without a holdout (or before any unit)
     holdout_all_runs: Readout | None
 
 
-def all_metrics() -> list[MetricSpec]:
-    return [MetricSpec(name, kind) for name, (kind, _) in EXPERIMENT_METRICS.items()]
+def metric_specs(names: list[str] | None = None) -> list[MetricSpec]:
+    return [MetricSpec(name, kind) for name, (kind, _) in EXPERIMENT_METRICS.items() if names is None or name in names]
 
 
 def arm_totals(conn: Connection, campaign_id: str, run_key: str | None, phases: tuple[str, ...] | None,
                metrics: list[MetricSpec], settled_runs_only: bool = False) -> list[ArmTotals]:
     """Units and per-metric sums and sums of squares per arm (every run when run_key is None; with
-    `settled_runs_only`, leaving out runs whose roll-out remainder still waits)."""
-    sums = ", ".join(
-        f"sum({EXPERIMENT_METRICS[m.name][1]}), sum(({EXPERIMENT_METRICS[m.name][1]}) * ({EXPERIMENT_METRICS[m.name][1]}))"
-        for m in metrics)
+    `settled_runs_only`, leaving out runs whose roll-out remainder has not entered yet)."""
+    values = [EXPERIMENT_METRICS[m.name][1] for m in metrics]
+    sums = ", ".join(f"sum({value}), sum(({value}) * ({value}))" for value in values)
     where, params = ["campaign_id = ?"], [campaign_id]
     if run_key is not None:
         where.append("run_key = ?")
@@ -53,7 +62,7 @@ def arm_totals(conn: Connection, campaign_id: str, run_key: str | None, phases: 
         where.append(f"phase IN ({', '.join('?' for _ in phases)})")
         params.extend(phases)
     if settled_runs_only:
-        where.append(f"run_key NOT IN ({WAITING_RUNS})")
+        where.append(f"run_key NOT IN ({UNSETTLED_RUNS})")
         params.append(campaign_id)
     rows = conn.fetchall(
         f"SELECT arm, count(*), {sums} FROM {UNITS_TABLE} WHERE {' AND '.join(where)} GROUP BY arm ORDER BY arm",
@@ -61,10 +70,10 @@ def arm_totals(conn: Connection, campaign_id: str, run_key: str | None, phases: 
     )
     return [
         ArmTotals(arm, int(units), {
-            metric.name: MetricTotals(float(values[2 * i] or 0), float(values[2 * i + 1] or 0))
+            metric.name: MetricTotals(float(sums[2 * i] or 0), float(sums[2 * i + 1] or 0))
             for i, metric in enumerate(metrics)
         })
-        for arm, units, *values in rows
+        for arm, units, *sums in rows
     ]
 
 
@@ -74,32 +83,38 @@ def latest_run(conn: Connection, campaign_id: str) -> str | None:
     return conn.scalar(f"SELECT max(run_key) FROM {UNITS_TABLE} WHERE campaign_id = ?", [campaign_id])
 
 
+def run_weights(conn: Connection, campaign: Campaign, run_key: str) -> dict[str, float]:
+    """The variant shares the run was assigned with: a bandit run's recorded allocation, else the
+    configured weights."""
+    if campaign.experiment and campaign.experiment.method == "bandit":
+        allocation = stored_decision(conn, campaign.campaign_id, run_key, ALLOCATION)
+        if allocation is not None:
+            return dict(allocation.evidence["weights"])
+    return {v.variant_id: v.weight for v in campaign.variants}
+
+
 def variant_readout(conn: Connection, campaign: Campaign, run_key: str, options: ReadoutOptions,
-                    metrics: list[MetricSpec] | None = None, weights: dict[str, float] | None = None) -> Readout | None:
-    """Each variant against the control in the run's test (or the whole run without a roll-out).
-    `weights` are the shares the run was assigned with (a bandit's); the configured ones otherwise."""
-    metrics = metrics or all_metrics()
+                    metrics: list[MetricSpec]) -> Readout | None:
+    """Each variant against the control in the run's test (the whole run without a roll-out). Every
+    variant the run gave a share is an arm, with zero units if none arrived, so a variant that went
+    missing shows as a sample ratio mismatch instead of silently dropping out."""
     control = campaign.experiment.control if campaign.experiment else campaign.variants[0].variant_id
-    variant_ids = [v.variant_id for v in campaign.variants]
-    configured = weights or {v.variant_id: v.weight for v in campaign.variants}
-    # Arms the run gave no share (a variant added after a bandit's allocation) have no units to compare.
-    arms = [a for a in arm_totals(conn, campaign.campaign_id, run_key, (PHASE_TEST, PHASE_FULL), metrics)
-            if a.arm in variant_ids and configured.get(a.arm)]
-    present = {a.arm for a in arms}
-    if control not in present or len(present) < 2:
+    weights = {arm: share for arm, share in run_weights(conn, campaign, run_key).items() if share}
+    found = {a.arm: a for a in arm_totals(conn, campaign.campaign_id, run_key, (PHASE_TEST, PHASE_FULL), metrics)}
+    arms = [found.get(arm) or ArmTotals(arm, 0, {m.name: MetricTotals(0.0, 0.0) for m in metrics})
+            for arm in sorted(weights)]
+    if control not in weights or not any(arm.units for arm in arms):
         return None
-    shares = {arm: configured[arm] for arm in present}
-    return compute_readout(arms, control, metrics, _with(options, weights=shares))
+    return compute_readout(arms, control, metrics, _sized(options, arms, weights))
 
 
 def holdout_readout(conn: Connection, campaign: Campaign, run_key: str | None, options: ReadoutOptions,
-                    metrics: list[MetricSpec] | None = None) -> Readout | None:
-    """The campaign's units pooled against its holdout, in one run or (run_key None) every run whose
-    remainder is settled. The expected split is the holdout share; while a run's roll-out remainder
-    waits, only the test fraction of the rest has entered, and the expected split says so."""
+                    metrics: list[MetricSpec]) -> Readout | None:
+    """The campaign's units pooled against its holdout, in one run or (run_key None) every settled run.
+    The expected split is the holdout share; in a run whose roll-out remainder has not entered, only
+    the test fraction of the rest is in, and the expected split says so."""
     if campaign.holdout_share <= 0:
         return None
-    metrics = metrics or all_metrics()
     arms = arm_totals(conn, campaign.campaign_id, run_key, None, metrics, settled_runs_only=run_key is None)
     holdout = next((a for a in arms if a.arm == HOLDOUT), None)
     treated = [a for a in arms if a.arm != HOLDOUT]
@@ -111,29 +126,30 @@ def holdout_readout(conn: Connection, campaign: Campaign, run_key: str | None, o
         for m in metrics})
     entered = 1.0
     if run_key is not None and campaign.experiment and campaign.experiment.rolls_out and \
-            _remainder_waiting(conn, campaign.campaign_id, run_key):
+            conn.scalar(f"SELECT count(*) FROM ({UNSETTLED_RUNS}) AS unsettled WHERE run_key = ?",
+                        [campaign.campaign_id, run_key]):
         entered = campaign.experiment.test_fraction
     shares = {HOLDOUT: campaign.holdout_share, CAMPAIGN_ARM: (1 - campaign.holdout_share) * entered}
-    return compute_readout([holdout, pooled], HOLDOUT, metrics, _with(options, weights=shares))
+    return compute_readout([holdout, pooled], HOLDOUT, metrics, _sized(options, [holdout, pooled], shares))
 
 
-def campaign_readouts(conn: Connection, campaign: Campaign, options: ReadoutOptions,
-                      weights: dict[str, float] | None = None) -> CampaignReadouts:
+def campaign_readouts(conn: Connection, campaign: Campaign) -> CampaignReadouts:
+    """Everything the readout asset and the demo show for the campaign's latest run."""
     run_key = latest_run(conn, campaign.campaign_id)
     if run_key is None:
-        return CampaignReadouts(campaign.campaign_id, None, None, None, None)
+        return CampaignReadouts(campaign.campaign_id, None, None, None, None, None)
+    options, primary = readout_options(campaign.experiment), primary_metric(campaign.experiment)
     return CampaignReadouts(
         campaign.campaign_id, run_key,
-        variant_readout(conn, campaign, run_key, options, weights=weights),
-        holdout_readout(conn, campaign, run_key, options),
-        holdout_readout(conn, campaign, None, options),
+        variant_readout(conn, campaign, run_key, options, metric_specs([primary])),
+        variant_readout(conn, campaign, run_key, options, [m for m in metric_specs() if m.name != primary]),
+        holdout_readout(conn, campaign, run_key, options, metric_specs()),
+        holdout_readout(conn, campaign, None, options, metric_specs()),
     )
 
 
-def _remainder_waiting(conn: Connection, campaign_id: str, run_key: str) -> bool:
-    return bool(conn.scalar(f"SELECT count(*) FROM ({WAITING_RUNS}) AS waiting WHERE run_key = ?",
-                            [campaign_id, run_key]))
-
-
-def _with(options: ReadoutOptions, **changes) -> ReadoutOptions:
-    return replace(options, **changes)
+def _sized(options: ReadoutOptions, arms: list[ArmTotals], weights: dict[str, float]) -> ReadoutOptions:
+    """The split to check, and the sequential interval tuned to the units of one comparison (control
+    and one variant: with more arms, the average pair)."""
+    pair = sum(arm.units for arm in arms) * 2 / len(arms)
+    return replace(options, weights=weights, sequential_tuning=max(round(pair), 1))

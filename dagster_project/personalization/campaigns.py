@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dagster_project.experiments.spec import ExperimentSpec, parse_experiment
 from dagster_project.personalization.variants import Variant, validate_variants
 
 CAMPAIGN_TYPES = ("batch", "trigger")
@@ -19,38 +20,8 @@ AUDIENCE_COLUMNS = (
 )
 
 
-EXPERIMENT_METHODS = ("sequential", "fixed", "bandit")
-EXPERIMENT_CORRECTIONS = ("holm", "bh", "none")
-
-
 class CampaignError(ValueError):
     """A campaign's meta cannot be used; the message names the model and the key."""
-
-
-@dataclass(frozen=True)
-class ExperimentSpec:
-    """meta.campaign.experiment: how the campaign's variants are tested and the winner chosen.
-
-    sequential / fixed: the test fraction of each run's audience gets the variants; the remainder waits
-    until the readout declares a winner (or the deadline passes) and then gets that one variant.
-    bandit: no remainder; every run's variant shares come from top-two Thompson sampling on the earlier
-    runs (for campaigns that run again and again)."""
-
-    metric: str
-    method: str
-    test_fraction: float
-    min_units_per_arm: int
-    alpha: float
-    correction: str
-    decide_within_hours: float
-    control: str
-    default_variant: str
-    min_share: float
-    leader_share: float  # bandit: top-two Thompson's beta, the share the clear leader gets
-
-    @property
-    def rolls_out(self) -> bool:
-        return self.method in ("sequential", "fixed")
 
 
 @dataclass(frozen=True)
@@ -155,60 +126,5 @@ def _campaign(node: dict, spec: dict) -> Campaign:
         schedule=spec.get("schedule"),
         cooldown_days=int(cooldown) if cooldown is not None else None,
         send_window=(start, end),
-        experiment=_experiment(spec.get("experiment"), variants, spec["type"], fail),
-    )
-
-
-def _experiment(spec, variants: tuple[VariantSpec, ...], campaign_type: str, fail) -> ExperimentSpec | None:
-    from dagster_project.experiments.metrics import EXPERIMENT_METRICS, binary_metrics
-
-    if spec is None:
-        return None
-    if not isinstance(spec, dict):
-        raise fail("experiment", "must be a mapping of settings")
-    ids = [v.variant_id for v in variants]
-    method = spec.get("method", "sequential")
-    if method not in EXPERIMENT_METHODS:
-        raise fail("experiment.method", f"must be one of {', '.join(EXPERIMENT_METHODS)}, not {method!r}")
-    if method != "bandit" and campaign_type != "batch":
-        raise fail("experiment.method", f"{method!r} rolls a winner out to the rest of a batch audience; a "
-                   "trigger campaign has no remainder to wait: use method bandit")
-    metric = spec.get("metric", "clicked")
-    allowed = binary_metrics() if method == "bandit" else tuple(EXPERIMENT_METRICS)
-    if metric not in allowed:
-        raise fail("experiment.metric", f"must be one of {', '.join(allowed)}, not {metric!r}")
-    if len(ids) < 2:
-        raise fail("experiment", "needs at least two variants to compare")
-
-    def number(key: str, default, low: float, high: float, kind=float):
-        value = spec.get(key, default)
-        try:
-            value = kind(value)
-        except (TypeError, ValueError):
-            raise fail(f"experiment.{key}", f"must be a number, not {value!r}") from None
-        if not low <= value <= high:
-            raise fail(f"experiment.{key}", f"must be between {low} and {high}, not {value!r}")
-        return value
-
-    control = str(spec.get("control", ids[0]))
-    default_variant = str(spec.get("default_variant", control))
-    for key, value in (("control", control), ("default_variant", default_variant)):
-        if value not in ids:
-            raise fail(f"experiment.{key}", f"names variant {value!r}, which is not one of {', '.join(ids)}")
-    correction = spec.get("correction", "holm")
-    if correction not in EXPERIMENT_CORRECTIONS:
-        raise fail("experiment.correction", f"must be one of {', '.join(EXPERIMENT_CORRECTIONS)}, not {correction!r}")
-    min_share = number("min_share", 0.1, 0.01, 1.0 / len(ids))
-    return ExperimentSpec(
-        metric=metric,
-        method=method,
-        test_fraction=number("test_fraction", 0.2, 0.01, 0.99) if method != "bandit" else 1.0,
-        min_units_per_arm=number("min_units_per_arm", 100, 1, 10**9, int),
-        alpha=number("alpha", 0.05, 0.0001, 0.5),
-        correction=correction,
-        decide_within_hours=number("decide_within_hours", 72, 1, 24 * 90),
-        control=control,
-        default_variant=default_variant,
-        min_share=min_share,
-        leader_share=number("leader_share", 0.5, 0.5, 0.95),
+        experiment=parse_experiment(spec.get("experiment"), [v.variant_id for v in variants], spec["type"], fail),
     )

@@ -173,7 +173,7 @@ def _run_arm(campaign: Campaign, run_key: str, customer_id: str, sticky: str, st
         # The holdout already left; the variants share the rest by this run's weights, drawn afresh
         # each run (a run salt), reproducible from the weights recorded for the run.
         return assign_variant(f"{campaign.salt}|{run_key}", customer_id, state.variants, 0.0), PHASE_FULL
-    if in_test_fraction(campaign.salt, customer_id, experiment.test_fraction):
+    if in_test_fraction(campaign.salt, run_key, customer_id, experiment.test_fraction):
         return sticky, PHASE_TEST
     return state.winner, PHASE_REMAINDER
 
@@ -227,14 +227,15 @@ def _run_state(conn, campaign: Campaign, run_key: str, reference_utc: datetime, 
 
 
 def _in_cooldown(conn, campaign: Campaign, run_key: str, reference_utc: datetime) -> set[str]:
-    """Customers the campaign messaged in an earlier run within its cooldown."""
+    """Customers the campaign messaged in an earlier run within its cooldown: a run of those days, or
+    a message planned for them (a roll-out remainder goes out days after its run started)."""
     if not campaign.cooldown_days:
         return set()
-    since = (reference_utc - timedelta(days=campaign.cooldown_days)).date().isoformat()
+    since = (reference_utc - timedelta(days=campaign.cooldown_days)).date()
     return {row[0] for row in conn.fetchall(
         "select distinct customer_id from ops.campaign_messages where campaign_id = ? and run_key <> ? "
-        "and run_key >= ?",
-        [campaign.campaign_id, run_key, since],
+        "and (run_key >= ? or send_at >= ?)",
+        [campaign.campaign_id, run_key, since.isoformat(), datetime.combine(since, datetime.min.time())],
     )}
 
 

@@ -85,7 +85,8 @@ def assign_variant(salt: str, customer_id: str, variants: Sequence[Variant], hol
     return variants[min(bisect_right(cumulative, point), len(variants) - 1)].variant_id
 
 
-def in_test_fraction(salt: str, customer_id: str, test_fraction: float) -> bool:
-    """Whether the customer is in a roll-out experiment's test fraction (a third hash, independent of
-    the holdout and the variant, so the variant shares inside the test are the configured ones)."""
-    return assignment_bucket(f"{salt}|test", customer_id) < test_fraction
+def in_test_fraction(salt: str, run_key: str, customer_id: str, test_fraction: float) -> bool:
+    """Whether the customer is in a roll-out run's test fraction: a third hash, independent of the
+    holdout and the variant (so the shares inside the test are the configured ones), and drawn per
+    run, so a recurring campaign does not test on the same customers every time."""
+    return assignment_bucket(f"{salt}|test|{run_key}", customer_id) < test_fraction

@@ -24,34 +24,24 @@ from dagster_project.defs.personalization.campaign_assets import (
 from dagster_project.defs.experiments.metadata import readout_metadata, rollout_metadata
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
-from dagster_project.experiments.decisions import ALLOCATION, ROLLOUT, decisions_of, stored_decision
-from dagster_project.experiments.readout import ReadoutOptions
-from dagster_project.experiments.rollout import decision_options, roll_out
+from dagster_project.experiments.decisions import ROLLOUT, decisions_of
+from dagster_project.experiments.rollout import roll_out
+from dagster_project.experiments.spec import primary_metric
 from dagster_project.experiments.warehouse_readout import CampaignReadouts, campaign_readouts
 from dagster_project.personalization.campaigns import Campaign
 from dagster_project.resources import WarehouseResource
 
 EXPERIMENT_GROUP = "experiments"
 SRM_CHECK = "no_sample_ratio_mismatch"
-DEFAULT_METRIC = "clicked"
 
 
 def experiment_units_key() -> dg.AssetKey:
     return get_asset_key_for_model([mailroom_dbt_models], "experiment_units")
 
 
-def readout_options(campaign: Campaign) -> ReadoutOptions:
-    """The campaign's experiment settings; without any, the sequential method (a marketer looks daily)."""
-    if campaign.experiment and campaign.experiment.rolls_out:
-        return decision_options(campaign.experiment)
-    if campaign.experiment:
-        return ReadoutOptions(alpha=campaign.experiment.alpha, sequential=True, correction=campaign.experiment.correction)
-    return ReadoutOptions(sequential=True)
-
-
 def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
     key = readout_key(campaign)
-    metric = campaign.experiment.metric if campaign.experiment else DEFAULT_METRIC
+    metric = primary_metric(campaign.experiment)
 
     @dg.asset(
         key=key,
@@ -69,7 +59,7 @@ def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
     )
     def readout(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.warehouse().connect() as conn:
-            readouts = _readouts(conn, campaign)
+            readouts = campaign_readouts(conn, campaign)
             decisions = decisions_of(conn, campaign.campaign_id)
         yield dg.MaterializeResult(metadata=readout_metadata(readouts, metric, decisions))
         decided = any(d.run_key == readouts.run_key and d.kind == ROLLOUT for d in decisions)
@@ -78,21 +68,10 @@ def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
     return readout
 
 
-def _readouts(conn, campaign: Campaign) -> CampaignReadouts:
-    from dagster_project.experiments.warehouse_readout import latest_run
-
-    weights = None
-    if campaign.experiment and campaign.experiment.method == "bandit":
-        run_key = latest_run(conn, campaign.campaign_id)
-        allocation = stored_decision(conn, campaign.campaign_id, run_key, ALLOCATION) if run_key else None
-        weights = allocation.evidence["weights"] if allocation else None
-    return campaign_readouts(conn, campaign, readout_options(campaign), weights=weights)
-
-
 def _srm_check(readouts: CampaignReadouts, decided: bool) -> dg.AssetCheckResult:
     """Fails on a mismatch in the latest run, unless that run's roll-out was already decided (an
     operator's `decide` after explaining it): then there is nothing left to block."""
-    found = [(name, r) for name, r in (("variants", readouts.variants), ("holdout", readouts.holdout))
+    found = [(name, r) for name, r in (("variants", readouts.primary), ("holdout", readouts.holdout))
              if r is not None]
     mismatched = [f"{name} (p = {r.srm_p_value:.2g}, units {', '.join(f'{a.arm} {a.units:,}' for a in r.arms)})"
                   for name, r in found if r.has_srm]

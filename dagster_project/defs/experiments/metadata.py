@@ -21,13 +21,16 @@ def readout_metadata(readouts: CampaignReadouts, primary_metric: str, decisions:
     metadata = {
         "run_key": dg.MetadataValue.text(readouts.run_key),
         "primary_metric": dg.MetadataValue.text(primary_metric),
-        "readout": dg.MetadataValue.md(_section("Variants against the control", readouts.variants)),
+        "readout": dg.MetadataValue.md(
+            _section(f"Variants against the control on {primary_metric} (decides)", readouts.primary)
+            + "\n\n" + _section("Secondary metrics (corrected among themselves; they never decide)",
+                                 readouts.secondary)),
         "holdout_lift": dg.MetadataValue.md(
             _section("This run against the holdout", readouts.holdout)
             + "\n\n" + _section("Every settled run against the holdout", readouts.holdout_all_runs)),
         "decisions": dg.MetadataValue.md(decisions_table(decisions)),
     }
-    metadata |= _plotted("", readouts.variants, primary_metric)
+    metadata |= _plotted("", readouts.primary, primary_metric)
     metadata |= _plotted("holdout_", readouts.holdout, primary_metric)
     return metadata
 
@@ -39,10 +42,10 @@ def rollout_metadata(looks: list[Look], decisions: list[Decision]) -> dict:
         state = (f"{look.decision.variant_id} ({look.decision.rule}): {look.decision.reason}; "
                  f"{look.rendered:,} remainder messages rendered" if look.decision else f"waiting: {look.waiting_reason}")
         lines.append(f"| {look.run_key} | {look.deadline:%Y-%m-%d %H:%M} | {_cell(state)} |")
-    deadlines = [look.deadline for look in waiting]
+    deadlines = [look.deadline.replace(tzinfo=timezone.utc).timestamp() for look in waiting]
     return {
-        **({"next_deadline": dg.MetadataValue.timestamp(min(deadlines).replace(tzinfo=timezone.utc))}
-           if deadlines else {}),
+        # For experiment_rollout_sensor: each passed deadline of a waiting run starts one look.
+        "waiting_deadlines": dg.MetadataValue.json(sorted(deadlines)),
         "runs_waiting": dg.MetadataValue.int(len(waiting)),
         "runs_decided_now": dg.MetadataValue.int(len(looks) - len(waiting)),
         "remainder_rendered": dg.MetadataValue.int(sum(look.rendered for look in looks)),

@@ -26,15 +26,25 @@ def _value(record, name: str):
     return entry.value if entry is not None else None
 
 
-def waiting_state(instance: dg.DagsterInstance, campaign: Campaign) -> tuple[bool, float | None]:
-    """(whether a remainder waits, the earliest deadline of the waiting runs as a POSIX timestamp),
-    from the latest of the campaign's messages and rollout materializations."""
-    latest = [r for r in (_latest(instance, messages_key(campaign)), _latest(instance, rollout_key(campaign))) if r]
-    if not latest:
-        return False, None
-    record = max(latest, key=lambda r: r.storage_id)
-    waiting = (_value(record, "remainder_awaiting_winner") or 0) > 0 or (_value(record, "runs_waiting") or 0) > 0
-    return waiting, _value(record, "next_deadline")
+def latest_events_loaded(instance: dg.DagsterInstance, look_back: int = 50):
+    """The newest raw/esp_events materialization that loaded files. An ingest that found nothing new
+    (the roll-out job's own, for one) is not news and starts no look."""
+    records = instance.fetch_materializations(ESP_EVENTS, limit=look_back).records
+    return next((r for r in records if (_value(r, "files_loaded") or 0) > 0), None)
+
+
+def waiting_state(instance: dg.DagsterInstance, campaign: Campaign) -> tuple[bool, list[float]]:
+    """(whether a remainder waits, the decision deadlines of the waiting runs as POSIX timestamps),
+    from the campaign's latest messages and roll-out materializations."""
+    messages, rollout = _latest(instance, messages_key(campaign)), _latest(instance, rollout_key(campaign))
+    if messages is None and rollout is None:
+        return False, []
+    newest = max((r for r in (messages, rollout) if r), key=lambda r: r.storage_id)
+    waiting = (_value(newest, "remainder_awaiting_winner") or 0) > 0 or (_value(newest, "runs_waiting") or 0) > 0
+    deadlines = set(_value(rollout, "waiting_deadlines") or [])
+    if _value(messages, "remainder_awaiting_winner") and _value(messages, "next_deadline") is not None:
+        deadlines.add(_value(messages, "next_deadline"))
+    return waiting, sorted(deadlines)
 
 
 def build_rollout_sensor(campaigns: list[Campaign], jobs: dict):
@@ -47,20 +57,23 @@ def build_rollout_sensor(campaigns: list[Campaign], jobs: dict):
     )
     def experiment_rollout_sensor(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
-        esp = _latest(context.instance, ESP_EVENTS)
+        events = latest_events_loaded(context.instance)
         now = datetime.now(timezone.utc).timestamp()
         requests = []
         for campaign in campaigns:
-            waiting, deadline = waiting_state(context.instance, campaign)
+            waiting, deadlines = waiting_state(context.instance, campaign)
             if not waiting:
                 continue
             seen = cursor.get(campaign.campaign_id, {})
-            if esp is not None and esp.storage_id > seen.get("esp", 0):
-                seen["esp"] = esp.storage_id
-                run_key = f"{campaign.campaign_id}:events:{esp.storage_id}"
-            elif deadline is not None and now >= deadline and seen.get("deadline") != deadline:
-                seen["deadline"] = deadline
-                run_key = f"{campaign.campaign_id}:deadline:{int(deadline)}"
+            passed = [d for d in deadlines if d <= now and d not in seen.get("deadlines", [])]
+            if events is not None and events.storage_id > seen.get("esp", 0):
+                seen["esp"] = events.storage_id
+                run_key = f"{campaign.campaign_id}:events:{events.storage_id}"
+            elif passed:
+                # Each deadline is acted on once; a run it leaves waiting (a sample ratio mismatch)
+                # does not hold back the deadlines of later runs.
+                seen["deadlines"] = sorted({*seen.get("deadlines", []), passed[0]})[-20:]
+                run_key = f"{campaign.campaign_id}:deadline:{int(passed[0])}"
             else:
                 continue
             cursor[campaign.campaign_id] = seen
