@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.machine import describe
 from benchmarks.report import write_report
-from benchmarks.run import RESULTS, ROOT, _admin, environment, measure
+from benchmarks.run import RESULTS, ROOT, environment, measure, scratch_warehouse
 from dagster_project.settings import Settings, load_settings
 from dagster_project.warehouse import Warehouse
 
@@ -67,14 +65,7 @@ def readout() -> dict:
 
 
 def run(kind: str, rows: int, scratch: Path) -> dict:
-    base = load_settings()
-    settings = Settings(warehouse=kind, data_dir=scratch / kind, postgres=base.postgres)
-    database = None
-    if kind == "postgres":
-        database = f"mailroom_bench_experiments_{os.getpid()}"
-        _admin(settings, f'CREATE DATABASE "{database}"')
-        settings = replace(settings, postgres=replace(settings.postgres, dbname=database))
-    try:
+    with scratch_warehouse(kind, scratch / kind, "mailroom_bench_experiments") as settings:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         print(f"[{kind}] loading {rows:,} units ...", flush=True)
         load_units(settings, rows)
@@ -84,9 +75,6 @@ def run(kind: str, rows: int, scratch: Path) -> dict:
             raise SystemExit(f"[{kind}] the readout counted {figures['units']:,} units of {rows:,}")
         print(f"[{kind}] readout of {rows:,} units: {figures['seconds']}s, {figures['peak_memory_mib']} MiB", flush=True)
         return figures
-    finally:
-        if database:
-            _admin(settings, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def main(argv: list[str] | None = None) -> int:

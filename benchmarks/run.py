@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -99,15 +101,24 @@ def run_sends(kind: str, env: dict[str, str]) -> dict:
     return stages
 
 
-def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = False) -> dict:
-    base = load_settings()
-    settings = Settings(warehouse=kind, data_dir=scratch / kind, landing_dir=landing, postgres=base.postgres)
-    database = None
-    if kind == "postgres":
-        database = f"mailroom_bench_{os.getpid()}"
-        _admin(settings, f'CREATE DATABASE "{database}"')
-        settings = replace(settings, postgres=replace(settings.postgres, dbname=database))
+@contextmanager
+def scratch_warehouse(kind: str, data_dir: Path, name: str, **settings_fields) -> Iterator[Settings]:
+    """Settings for a warehouse of `kind` that exists only inside the block: a DuckDB file under
+    `data_dir`, or a PostgreSQL database `<name>_<pid>` created and dropped on the configured server."""
+    settings = Settings(warehouse=kind, data_dir=data_dir, postgres=load_settings().postgres, **settings_fields)
+    if kind != "postgres":
+        yield settings
+        return
+    database = f"{name}_{os.getpid()}"
+    _admin(settings, f'CREATE DATABASE "{database}"')
     try:
+        yield replace(settings, postgres=replace(settings.postgres, dbname=database))
+    finally:
+        _admin(settings, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = False) -> dict:
+    with scratch_warehouse(kind, scratch / kind, "mailroom_bench", landing_dir=landing) as settings:
         env = environment(settings)
         if only_sends:
             return {**run_sends(kind, env), "server_version": _server_version(settings)}
@@ -137,9 +148,6 @@ def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = Fa
             **run_sends(kind, env),
             "server_version": _server_version(settings),
         }
-    finally:
-        if database:
-            _admin(settings, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def _model_seconds(dbt_output: str) -> dict[str, float]:

@@ -44,3 +44,9 @@ def test_demo_runs_the_pipeline_and_prints_tables_and_stages(tmp_path, monkeypat
     for campaign in ("weekly_picks", "cart_abandonment"):
         assert re.search(rf"{campaign}\s+content\s+[1-9][\d,]* units \(0 by the LLM, \$0.0000\)", out), out
         assert re.search(rf"{campaign}\s+messages\s+[1-9][\d,]* rendered", out), out
+        # A readout per campaign after the engagement loop.
+        assert re.search(rf"  {campaign} run 2026-11-01\n    variants    units a \d+, b \d+; SRM p=", out), out
+    # The weekly campaign's roll-out looked: on 120 customers its arms stay below the minimum units,
+    # and the deadline (two days after the sample's day) has passed, so the remainder gets the control.
+    assert re.search(r"weekly_picks roll-out: 1 run\(s\) decided now, 0 waiting, [1-9]\d* remainder", out), out
+    assert re.search(r"a \(deadline\): no winner by the deadline .* \(fewer than 100 units in a, b\)", out), out

@@ -135,6 +135,12 @@ def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_wareho
     assert all(units[c][0] == "b" for c in remainder)  # the whole remainder is b's now
     assert set(remainder_messages.values()) == {"b"} and len(remainder_messages) == look.rendered > 0
     assert stored.variant_id == "b" and stored.evidence["readout"]["rows"]
+    # The remainder passes the messages gate the test passed, on the roll-out asset, before any send.
+    rollout = dg.AssetKey(["campaigns", CAMPAIGN, "rollout"])
+    job = load_definitions().resolve_job_def(f"{CAMPAIGN}_rollout")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[rollout])
+    [gate] = [c for c in result.get_asset_check_evaluations() if c.check_name == "gx_campaign_messages"]
+    assert gate.asset_key == rollout and gate.passed and gate.metadata["rows_validated"].value == look.rendered
 
     # Looking again, sending again: nothing new, nothing twice.
     assert roll_out(warehouse, campaign, _renderer(settings), datetime.now(timezone.utc).replace(tzinfo=None)) == []
@@ -185,6 +191,7 @@ def test_the_roll_out_runs_as_its_own_job_below_fresh_engagement(prepared_dbt):
     assert graph.get(rollout).parent_keys == {readout, dg.AssetKey(["campaigns", CAMPAIGN, "messages"])}
     assert dg.AssetKey(["marts", "experiment_units"]) in graph.get(readout).parent_keys
     assert rollout in graph.get(dg.AssetKey(["campaigns", CAMPAIGN, "sends"])).parent_keys
+    assert dg.AssetCheckKey(rollout, "gx_campaign_messages") in graph.asset_check_keys  # the remainder's gate
     job = definitions.resolve_job_def(f"{CAMPAIGN}_rollout").asset_layer.executable_asset_keys
     assert {rollout, readout, dg.AssetKey(["raw", "esp_events"]), dg.AssetKey(["marts", "experiment_units"]),
             dg.AssetKey(["campaigns", CAMPAIGN, "sends"])} <= set(job)

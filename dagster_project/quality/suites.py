@@ -189,10 +189,33 @@ def load_templates(directory: Path) -> list[QualitySuite]:
     return [suite for suite in load_all(directory) if suite.applies_to]
 
 
+# The remainder a roll-out rendered last: the messages of the latest run whose remainder has its winner.
+REMAINDER_QUERY = (
+    "select m.* from ops.campaign_messages as m join ops.campaign_assignments as a "
+    "on a.campaign_id = m.campaign_id and a.run_key = m.run_key and a.customer_id = m.customer_id "
+    "where m.campaign_id = '{campaign_id}' and a.phase = 'remainder' and m.run_key = (select max(run_key) "
+    "from ops.campaign_assignments where campaign_id = '{campaign_id}' and phase = 'remainder' and arm is not null)"
+)
+
+
+def remainder_suites(directory: Path, campaigns) -> list[QualitySuite]:
+    """The messages template once more for each campaign with a roll-out experiment, on its
+    campaigns/<id>/rollout asset and over the remainder it rendered: the remainder passes the gate the
+    test passed before the sends asset below may hand anything over."""
+    return [
+        replace(template.for_campaign(campaign.campaign_id, campaign.relation, ()),
+                name=f"{template.name}__{campaign.campaign_id}__remainder",
+                asset=("campaigns", campaign.campaign_id, "rollout"),
+                query=REMAINDER_QUERY.format(campaign_id=campaign.campaign_id))
+        for template in load_templates(directory) if template.applies_to == "campaign_messages"
+        for campaign in campaigns if campaign.experiment and campaign.experiment.rolls_out
+    ]
+
+
 def runnable_suites(directory: Path, campaigns, audience_asset=lambda campaign: ("marts", campaign.model)):
     """Concrete suites plus every template made concrete for every campaign."""
     return load_suites(directory) + [
         template.for_campaign(campaign.campaign_id, campaign.relation, tuple(audience_asset(campaign)))
         for template in load_templates(directory)
         for campaign in campaigns
-    ]
+    ] + remainder_suites(directory, campaigns)
