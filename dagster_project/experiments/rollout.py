@@ -25,9 +25,10 @@ from datetime import datetime, timedelta
 
 from dagster_project.experiments.decisions import ROLLOUT, Decision, record_decision, stored_decision
 from dagster_project.experiments.readout import Readout
-from dagster_project.experiments.warehouse_readout import metric_specs, variant_readout
 from dagster_project.experiments.spec import readout_options
+from dagster_project.experiments.warehouse_readout import metric_specs, variant_readout
 from dagster_project.personalization.campaigns import Campaign
+from dagster_project.personalization.messages_step import render_campaign_messages
 from dagster_project.warehouse import Connection, Warehouse
 
 
@@ -150,8 +151,6 @@ def roll_out(warehouse: Warehouse, campaign: Campaign, renderer, now: datetime) 
     Roll-outs of one campaign take turns on PostgreSQL (a session advisory lock, waited for): a second
     one started at the same moment finds the runs decided and rendered, and does nothing. On DuckDB a
     second process cannot open the warehouse while the first works, so it fails and can be re-run."""
-    from dagster_project.personalization.messages_step import render_campaign_messages
-
     with _rollout_turn(warehouse, campaign.campaign_id):
         with warehouse.connect() as conn:
             looks = [look(conn, campaign, run_key, started, now)
