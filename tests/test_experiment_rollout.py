@@ -103,6 +103,16 @@ def _readout_asset(settings) -> tuple[dict, dg.AssetCheckEvaluation]:
     return {name: value.value for name, value in event.materialization.metadata.items()}, check
 
 
+def _holdout_readout(settings):
+    from dagster_project.experiments.spec import readout_options
+    from dagster_project.experiments.warehouse_readout import holdout_readout, latest_run, metric_specs
+
+    campaign = _weekly()
+    with Warehouse(settings).connect() as conn:
+        return holdout_readout(conn, campaign, latest_run(conn, CAMPAIGN), readout_options(campaign.experiment),
+                               metric_specs())
+
+
 def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_warehouse):
     settings = campaigned_warehouse.settings
     warehouse, campaign = Warehouse(settings), _weekly(**SMALL)
@@ -115,6 +125,12 @@ def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_wareho
     assert metadata["units_a"] > 0 and metadata["units_b"] > 0 and metadata["clicked_difference_b"] > 0
     assert metadata["clicked_difference_low_b"] < metadata["clicked_difference_b"] < metadata["clicked_difference_high_b"]
     assert check.check_name == "no_sample_ratio_mismatch" and check.passed
+    # Against the holdout: only the test fraction of the rest has entered, and the expected split knows it.
+    before = _holdout_readout(settings)
+    assert not before.has_srm and {a.arm: a.units for a in before.arms}["campaign"] < \
+        {a.arm: a.units for a in before.arms}["holdout"] * 9  # not yet the full 90:10
+    clicked = next(r for r in before.rows if r.metric == "clicked")
+    assert clicked.control_value == 0 and clicked.variant_value > 0 and clicked.is_significant  # the holdout gets no mail
 
     # A fixed-horizon test would not look before its deadline; the sequential one may, and decides.
     [fixed] = roll_out(warehouse, _weekly(method="fixed", **SMALL), _renderer(settings), an_hour_in)
@@ -146,6 +162,10 @@ def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_wareho
     assert roll_out(warehouse, campaign, _renderer(settings), datetime.now(timezone.utc).replace(tzinfo=None)) == []
     _send_everything_due(settings)
     _send_everything_due(settings)
+    # Once the remainder has entered the units, the campaign is compared at the full split.
+    dbt(settings, "build", "--select", *ENGAGEMENT_MODELS)
+    after = _holdout_readout(settings)
+    assert not after.has_srm and sum(a.units for a in after.arms) > sum(a.units for a in before.arms)
     with warehouse.connect() as conn:
         per_customer = conn.fetchall(
             "SELECT customer_id, count(*) FROM ops.send_ledger WHERE campaign_id = ? AND state = 'accepted' "
