@@ -65,25 +65,23 @@ def stored_decision(conn: Connection, campaign_id: str, run_key: str, kind: str)
     if not conn.table_exists("ops", "experiment_decisions"):
         return None
     rows = conn.fetchall(
-        f"SELECT variant_id, rule, reason, evidence_json, decided_at FROM {TABLE} "
-        "WHERE campaign_id = ? AND run_key = ? AND kind = ?",
+        f"SELECT {_READ} FROM {TABLE} WHERE campaign_id = ? AND run_key = ? AND kind = ?",
         [campaign_id, run_key, kind],
     )
-    if not rows:
-        return None
-    variant_id, rule, reason, evidence, decided_at = rows[0]
-    return Decision(campaign_id, run_key, kind, variant_id, rule, reason, decided_at, json.loads(evidence))
+    return _decision(campaign_id, rows[0]) if rows else None
 
 
 def decisions_of(conn: Connection, campaign_id: str) -> list[Decision]:
     """Every decision of the campaign, newest run first."""
     if not conn.table_exists("ops", "experiment_decisions"):
         return []
-    return [
-        Decision(campaign_id, run_key, kind, variant_id, rule, reason, decided_at, json.loads(evidence))
-        for run_key, kind, variant_id, rule, reason, evidence, decided_at in conn.fetchall(
-            f"SELECT run_key, kind, variant_id, rule, reason, evidence_json, decided_at FROM {TABLE} "
-            "WHERE campaign_id = ? ORDER BY run_key DESC, kind",
-            [campaign_id],
-        )
-    ]
+    return [_decision(campaign_id, row) for row in conn.fetchall(
+        f"SELECT {_READ} FROM {TABLE} WHERE campaign_id = ? ORDER BY run_key DESC, kind", [campaign_id])]
+
+
+_READ = "run_key, kind, variant_id, rule, reason, evidence_json, decided_at"
+
+
+def _decision(campaign_id: str, row) -> Decision:
+    run_key, kind, variant_id, rule, reason, evidence, decided_at = row
+    return Decision(campaign_id, run_key, kind, variant_id, rule, reason, decided_at, json.loads(evidence))
