@@ -365,6 +365,22 @@ def test_csv_source_rejects_empty_arms_ragged_rows_empty_files_and_non_utf8(tmp_
         read_arm_totals(path, "arm", [MetricSpec("clicked", "binary")])
 
 
+@settings(max_examples=150, deadline=None)
+@given(body=st_.binary(max_size=2000), header=st_.sampled_from([b"arm,clicked,revenue\n", b"", b"\xef\xbb\xbfarm,clicked,revenue\n"]))
+def test_any_bytes_give_totals_or_a_clear_error(tmp_path_factory, body, header):
+    """Hostile files (any bytes, encodings, quoting, line endings): the reader either counts every data
+    row into an arm or stops with CsvInputError; nothing else escapes."""
+    path = tmp_path_factory.mktemp("hostile") / "units.csv"
+    path.write_bytes(header + body)
+    metrics = [MetricSpec("clicked", "binary"), MetricSpec("revenue", "continuous")]
+    try:
+        totals, rows = read_arm_totals(path, "arm", metrics, block_bytes=256)
+    except CsvInputError as error:
+        assert str(error)
+        return
+    assert sum(arm.units for arm in totals) == rows
+
+
 # --- the CLI ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
