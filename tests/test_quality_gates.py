@@ -320,7 +320,110 @@ def test_a_failed_audience_gate_stops_the_campaign_before_any_message(built_ware
     gate = gate_checks(run)["gx_campaign_audience"]
     assert not gate.passed and "expect_table_row_count_to_be_between" in gate.metadata["blocking_failures"].value
     rendered = {e.asset_key for e in run.get_asset_materialization_events()}
-    assert dg.AssetKey(["campaigns", "weekly_picks", "content"]) not in rendered
+    assert dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"]) not in rendered
     with Warehouse(settings).connect() as conn:
         assert not conn.table_exists("ops", "campaign_messages") or conn.scalar(
             "select count(*) from ops.campaign_messages where campaign_id = 'weekly_picks'") == 0
+
+
+TINY_ROWS = [  # id, amount, event_type, previous_id, email
+    ("a1", 5, "track", None, "jane.doe@example.com"),
+    ("a2", 200000, "alias", None, "bob@example.com"),
+    ("a3", -20, "alias", "p1", "ann@example.com"),
+    ("a4", 50, "page", None, None),
+]
+TINY_SUITE = {
+    "name": "tiny",
+    "expectations": [
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "amount", "min_value": 0, "max_value": 100000}, "severity": "critical"},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "amount", "min_value": -10, "max_value": 10}, "severity": "warning"},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {
+            "column": "previous_id",
+            "row_condition": {"column": {"name": "event_type"}, "operator": "==", "parameter": "alias", "type": "comparison"}},
+         "severity": "critical", "notes": "Segment spec: an alias call carries previousId."},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "event_type"}, "severity": "critical"},
+        {"type": "expect_column_values_to_be_in_set",
+         "kwargs": {"column": "event_type", "value_set": ["track", "alias"]}, "severity": "critical"},
+        {"type": "expect_column_values_to_match_regex", "kwargs": {
+            "column": "email", "regex": "@example\\.org$",
+            "row_condition": {"column": {"name": "email"}, "is_null": False, "type": "nullity"}},
+         "severity": "warning", "meta": {"notes": "Our own domain."}},
+    ],
+    "meta": {"mailroom": {"asset": "raw/tiny", "table": "raw.tiny", "key_columns": ["id"], "pii_columns": ["email"]}},
+}
+
+
+def _table_rows(markdown: str) -> dict[str, list[str]]:
+    """The results table as {expectation: [its cells]}, cells split on unescaped pipes."""
+    import re
+
+    lines = markdown.splitlines()
+    rows = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines[2:]]
+    return {row[0]: row for row in rows}
+
+
+def test_the_results_table_tells_every_expectation_apart_with_its_condition_and_note(
+    warehouse, settings, tmp_path, prepared_dbt
+):
+    """Two checks on one column, and a check that applies to alias events only, each read as what they
+    check, on which rows, why, and with what result; every metadata value a proper MetadataValue."""
+    import dagster as dg
+
+    from dagster_project.defs.personalization.resource import PersonalizationResource
+    from dagster_project.defs.quality.checks import build_gate_check
+    from dagster_project.quality.suites import load_suite
+    from dagster_project.resources import WarehouseResource
+
+    warehouse.ensure_schemas()
+    with warehouse.connect() as conn:
+        conn.execute("create table raw.tiny (id varchar, amount integer, event_type varchar, "
+                     "previous_id varchar, email varchar)")
+        for row in TINY_ROWS:
+            conn.execute("insert into raw.tiny values (?, ?, ?, ?, ?)", list(row))
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_SUITE))
+    suite = load_suite(tmp_path / "tiny.json")
+
+    @dg.asset(key=["raw", "tiny"])
+    def tiny() -> None:
+        pass
+
+    run = dg.materialize([tiny, build_gate_check(suite)], raise_on_error=False, resources={
+        "warehouse": WarehouseResource.from_settings(settings),
+        "personalization": PersonalizationResource(content_dir=str(tmp_path), data_dir=str(tmp_path),
+                                                   unsubscribe_url="http://localhost/u", sender_domain="example.com"),
+    })
+    [gate] = run.get_asset_check_evaluations()
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+    for name, value in gate.metadata.items():
+        assert isinstance(value, dg.MetadataValue), name
+        assert "unserializable" not in str(value.value), name
+        assert dg.deserialize_value(dg.serialize_value(value)) == value, name
+
+    table = _table_rows(gate.metadata["results"].value)
+    assert list(table) == [
+        "amount between 0 and 100,000", "amount between -10 and 10", "previous\\_id not null",
+        "event\\_type not null", "event\\_type in {track, alias}", "email matches /@example\\\\.org$/",
+    ]
+    # expectation | applies to | note | severity | result | unexpected rows | % of rows checked | failing rows
+    assert table["amount between 0 and 100,000"][1:7] == ["all rows", "", "critical", "**FAIL**", "2", "50%"]
+    assert table["amount between -10 and 10"][3:7] == ["warning", "**FAIL**", "3", "75%"]
+    assert table["previous\\_id not null"][1:7] == [
+        "rows where event\\_type is alias", "Segment spec: an alias call carries previousId.", "critical",
+        "**FAIL**", "1", "50%"]
+    assert table["previous\\_id not null"][7] == "id=a2, previous\\_id=null"  # NaN from pandas reads as null
+    assert table["event\\_type not null"][4:7] == ["pass", "0", "0%"]
+    email = table["email matches /@example\\\\.org$/"]
+    assert email[1:3] == ["rows where email has a value", "Our own domain."] and email[6] == "100%"
+    assert email[7].split("<br>")[0] == "id=a1, email=j\\*\\*\\*@example.com"
+    assert "jane" not in gate.metadata["results"].value
+
+    assert gate.description == (
+        "Blocked: amount between 0 and 100,000; previous_id not null, where event_type is alias; "
+        "event_type in {track, alias}")
+    blocking = gate.metadata["blocking_failures"].value
+    assert "expect_column_values_to_be_between(amount): amount between 0 and 100,000" in blocking
+    assert "amount between -10 and 10" not in blocking
+    assert "amount between -10 and 10" in gate.metadata["warnings"].value
+    assert gate.metadata["unexpected_rows"].value == 2 + 3 + 1 + 1 + 3

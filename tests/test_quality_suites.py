@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project.quality.masking import mask_value
-from dagster_project.quality.suites import SuiteError, load_suite, load_suites, load_templates
+from dagster_project.quality.suites import SuiteError, load_all, load_suite, load_suites, load_templates
 from dagster_project.quality.volume import VolumeBand
 from dagster_project.settings import project_root
 
@@ -37,7 +37,7 @@ def test_campaign_templates_are_made_concrete_per_campaign():
     assert audience.asset == ("marts", "campaign_weekly") and audience.name == "campaign_audience__weekly"
     assert "from marts.campaign_weekly as audience" in audience.query and "{" not in audience.query
     messages = templates["campaign_messages"].for_campaign("weekly", "marts.campaign_weekly", ("marts", "x"))
-    assert messages.asset == ("campaigns", "weekly", "messages") and "campaign_id = 'weekly'" in messages.query
+    assert messages.asset == ("campaigns", "weekly", "weekly_messages") and "campaign_id = 'weekly'" in messages.query
     assert messages.uses_brand and not audience.uses_brand
     assert {"html_body", "text_body"} <= messages.pii_columns  # bodies never shown in the UI
 
@@ -119,3 +119,94 @@ def test_masking_hides_pii_but_keeps_enough_to_find_the_row():
     assert mask_value("+14155550123") == "+***"
     assert mask_value(None) == "null"
     assert "jane" not in mask_value("jane")
+
+
+def _suite(tmp_path: Path, expectations: list[dict]):
+    return load_suite(_write(tmp_path, "tiny.json", {
+        "name": "tiny", "expectations": expectations,
+        "meta": {"mailroom": {"asset": "raw/tiny", "table": "raw.tiny", "key_columns": ["id"]}},
+    }))
+
+
+ALIAS = {"column": {"name": "event_type"}, "operator": "==", "parameter": "alias", "type": "comparison"}
+
+
+def test_each_expectation_reads_as_what_it_checks_on_which_rows_with_its_note(tmp_path):
+    """Two checks on one column read apart; the condition and the note come from the suite file."""
+    suite = _suite(tmp_path, [
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 100000}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": -10, "max_value": 10.5}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "event_type"}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "event_type", "value_set": ["track", "alias"]}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "previous_id", "row_condition": ALIAS},
+         "notes": "Segment spec: an alias call carries previousId."},
+        {"type": "expect_column_values_to_match_regex",
+         "kwargs": {"column": "email", "regex": "@example\\.org$", "mostly": 0.95,
+                    "row_condition": {"column": {"name": "email"}, "is_null": False, "type": "nullity"}},
+         "meta": {"notes": "Our own domain."}},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "event_at", "max_value": {"$PARAMETER": "latest_allowed_timestamp"}}},
+    ])
+    texts = suite.described()
+    assert [t.label for t in texts] == [
+        "amount between 0 and 100,000",
+        "amount between -10 and 10.5",
+        "event_type not null",
+        "event_type in {track, alias}",
+        "previous_id not null",
+        "email matches /@example\\.org$/ in at least 95% of rows",
+        "event_at <= latest_allowed_timestamp",
+    ]
+    assert [t.condition for t in texts][4:6] == ["event_type is alias", "email has a value"]
+    assert texts[4].note == "Segment spec: an alias call carries previousId." and texts[5].note == "Our own domain."
+    assert texts[0].condition is None and texts[0].note is None
+    assert texts == load_suite(suite.path).described()  # from the file alone: the same on every run
+
+
+def test_labels_alike_are_told_apart_by_their_condition_then_by_number(tmp_path):
+    track = {**ALIAS, "parameter": "track"}
+    suite = _suite(tmp_path, [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "name", "row_condition": ALIAS}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "name", "row_condition": track}},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}, "severity": "critical"},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}, "severity": "warning"},
+    ])
+    assert [t.label for t in suite.described()] == [
+        "name not null, where event_type is alias", "name not null, where event_type is track",
+        "id unique (#1)", "id unique (#2)",
+    ]
+
+
+@pytest.mark.parametrize(("condition", "words"), [
+    ({"column": {"name": "is_eligible"}, "operator": "==", "parameter": True, "type": "comparison"}, "is_eligible is true"),
+    ({"column": {"name": "orders"}, "operator": ">=", "parameter": 1000, "type": "comparison"}, "orders is at least 1,000"),
+    ({"column": {"name": "anonymous_id"}, "is_null": True, "type": "nullity"}, "anonymous_id has no value"),
+    ({"column": {"name": "jurisdiction"}, "operator": "IN", "parameter": ["EU", "UK", "OTHER"], "type": "comparison"},
+     "jurisdiction is one of EU, UK or OTHER"),
+    ({"column": {"name": "status"}, "operator": "NOT_IN", "parameter": ["opt_out"], "type": "comparison"},
+     "status is not opt_out"),
+    ({"type": "and", "conditions": [
+        {"column": {"name": "is_eligible"}, "operator": "==", "parameter": True, "type": "comparison"},
+        {"type": "or", "conditions": [
+            {"column": {"name": "jurisdiction"}, "operator": "==", "parameter": "CA", "type": "comparison"},
+            {"column": {"name": "email"}, "is_null": False, "type": "nullity"}]}]},
+     "is_eligible is true and (jurisdiction is CA or email has a value)"),
+    ("event_type == 'alias'", "event_type == 'alias'"),  # a legacy filter string, as written
+])
+def test_row_conditions_in_words(condition, words):
+    from dagster_project.quality.descriptions import condition_text
+
+    assert condition_text(condition) == words
+
+
+def test_every_suite_reads_for_people():
+    """Unique labels in every suite, conditions in words, and a note wherever a condition applies."""
+    for suite in load_all(EXPECTATIONS):
+        texts = suite.described()
+        labels = [text.label for text in texts]
+        assert len(set(labels)) == len(labels), (suite.path, labels)
+        for config, text in zip(suite.expectations, texts):
+            assert not text.label.startswith("expect_"), (suite.path, text)
+            if config.kwargs.get("row_condition"):
+                assert text.condition and '"type"' not in text.condition, (suite.path, text)  # not JSON
+                assert text.note, f"{suite.path}: say why {text.label} applies only where {text.condition}"

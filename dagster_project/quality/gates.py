@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import great_expectations as gx
+import pandas
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from dagster_project.quality.masking import shown
+from dagster_project.quality.descriptions import ExpectationText
 from dagster_project.quality.suites import QualitySuite
 from dagster_project.quality.volume import VolumeResult, measure_volume
 from dagster_project.warehouse import Warehouse
@@ -37,9 +39,15 @@ class ExpectationOutcome:
     failing_keys: tuple[str, ...] = ()
     unexpected_index_query: str | None = None
     error: str | None = None
+    # For people (suites.ExpectationText): unique within the suite, the rows it applies to, the note.
+    display_label: str = ""
+    condition: str | None = None
+    note: str | None = None
 
     @property
     def label(self) -> str:
+        """The stable identifier logs, tests and alerts match on; not unique within a suite
+        (two checks on one column share it): show `display_label` to people."""
         return f"{self.expectation}({self.column})" if self.column else self.expectation
 
 
@@ -111,10 +119,11 @@ def run_gate(
         with warehouse.connect() as conn:
             volume = measure_volume(conn, suite.table, suite.volume, reference_time) if suite.volume else None
             rows = int(conn.scalar(f"select count(*) from ({batch_sql}) as batch"))
-            gx_result = None
+            gx_result, positions = None, {}
             if suite.expectations:
                 batch, index_queries = _batch(context, warehouse, suite, conn, batch_sql, snapshot)
                 gx_suite = context.suites.add(suite.gx_suite())
+                positions = {expectation.id: position for position, expectation in enumerate(gx_suite.expectations)}
                 validation = context.validation_definitions.add(
                     gx.ValidationDefinition(name=suite.name, data=batch["definition"], suite=gx_suite)
                 )
@@ -132,7 +141,14 @@ def run_gate(
         if snapshot:
             with warehouse.connect() as conn:
                 conn.execute(f"drop table if exists {snapshot}")
-    outcomes = [_outcome(result, suite) for result in gx_result.results] if gx_result else []
+    results = gx_result.results if gx_result else []
+    # GX returns results in its own order (expectations that raised first); people read the suite's.
+    placed = sorted(
+        ((positions.get(result.expectation_config.id, i), result) for i, result in enumerate(results)),
+        key=lambda pair: pair[0],
+    )
+    texts = suite.described()
+    outcomes = [_outcome(result, suite, texts[position]) for position, result in placed]
     return GateResult(suite, rows, outcomes, volume, time.perf_counter() - started, gx_result)
 
 
@@ -177,7 +193,7 @@ def _batch(context, warehouse: Warehouse, suite: QualitySuite, conn, batch_sql: 
     return {"definition": asset.add_batch_definition_whole_table("all"), "parameters": {}}, snapshot is None
 
 
-def _outcome(result, suite: QualitySuite) -> ExpectationOutcome:
+def _outcome(result, suite: QualitySuite, text: ExpectationText) -> ExpectationOutcome:
     config = result.expectation_config
     details = result.result or {}
     column = config.kwargs.get("column")
@@ -189,18 +205,34 @@ def _outcome(result, suite: QualitySuite) -> ExpectationOutcome:
         if isinstance(row, dict):
             # Key columns first, in the suite's order, so both engines print the same text.
             names = [*suite.key_columns, *sorted(set(row) - set(suite.key_columns))]
-            failing.append(", ".join(f"{k}={shown(k, row[k], suite.pii_columns)}" for k in names if k in row))
+            failing.append(", ".join(f"{k}={shown(k, _plain(row[k]), suite.pii_columns)}" for k in names if k in row))
     return ExpectationOutcome(
         expectation=config.type,
         column=column,
         severity=getattr(config.severity, "value", str(config.severity)).lower(),
         success=bool(result.success),
-        unexpected_count=details.get("unexpected_count"),
-        unexpected_percent=details.get("unexpected_percent"),
+        unexpected_count=_number(details.get("unexpected_count"), int),
+        unexpected_percent=_number(details.get("unexpected_percent"), float),
         failing_keys=tuple(failing),
         unexpected_index_query=_in_schema(details.get("unexpected_index_query"), suite) if not result.success else None,
         error=error,
+        display_label=text.label,
+        condition=text.condition,
+        note=text.note,
     )
+
+
+def _plain(value):
+    """A pandas batch reports a missing value as NaN or NaT; SQL as None. Both print as null."""
+    try:
+        return None if pandas.isna(value) else value
+    except (TypeError, ValueError):  # a list or array: not a missing scalar
+        return value
+
+
+def _number(value, kind):
+    """GX's counts as plain Python numbers (a pandas batch can give numpy ones)."""
+    return None if value is None else kind(value)
 
 
 def _in_schema(query: str | None, suite: QualitySuite) -> str | None:

@@ -15,7 +15,9 @@ the suite from `meta.mailroom`:
                   filled in for each
 
 Each expectation's GX `severity` decides what a failure does: "critical" blocks everything
-downstream, "warning" and "info" are reported only.
+downstream, "warning" and "info" are reported only. Its GX `notes` (or `meta.notes`, or a
+`description`) is shown next to its result, with its `row_condition` in words (see
+`describe_expectations`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import great_expectations as gx
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
+from dagster_project.quality.descriptions import ExpectationText, describe_expectations
 from dagster_project.quality.volume import VolumeBand
 
 
@@ -86,6 +89,10 @@ class QualitySuite:
                 names.update(c for c in kwargs.get(key) or () if isinstance(c, str))
             names.update(_condition_columns(kwargs.get("row_condition")))
         return sorted(names)
+
+    def described(self) -> tuple["ExpectationText", ...]:
+        """What a person reads about each expectation, in suite order (see describe_expectations)."""
+        return describe_expectations(self.expectations)
 
     def gx_suite(self) -> gx.ExpectationSuite:
         return gx.ExpectationSuite(
@@ -200,12 +207,12 @@ REMAINDER_QUERY = (
 
 def remainder_suites(directory: Path, campaigns) -> list[QualitySuite]:
     """The messages template once more for each campaign with a roll-out experiment, on its
-    campaigns/<id>/rollout asset and over the remainder it rendered: the remainder passes the gate the
+    campaigns/<id>/<id>_rollout asset and over the remainder it rendered: the remainder passes the gate the
     test passed before the sends asset below may hand anything over."""
     return [
         replace(template.for_campaign(campaign.campaign_id, campaign.relation, ()),
                 name=f"{template.name}__{campaign.campaign_id}__remainder",
-                asset=("campaigns", campaign.campaign_id, "rollout"),
+                asset=("campaigns", campaign.campaign_id, f"{campaign.campaign_id}_rollout"),
                 query=REMAINDER_QUERY.format(campaign_id=campaign.campaign_id))
         for template in load_templates(directory) if template.applies_to == "campaign_messages"
         for campaign in campaigns if campaign.experiment and campaign.experiment.rolls_out

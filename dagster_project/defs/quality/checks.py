@@ -11,7 +11,7 @@ from dagster_dbt import get_asset_key_for_model
 
 from dagster_project.defs.personalization.campaign_assets import load_campaigns
 from dagster_project.defs.personalization.resource import PersonalizationResource
-from dagster_project.defs.quality.metadata import gate_description, gate_metadata
+from dagster_project.defs.quality.metadata import failed_checks, gate_description, gate_metadata
 from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
 from dagster_project.quality.brand_parameters import brand_parameters
 from dagster_project.quality.gates import GateResult, run_gate
@@ -38,9 +38,9 @@ def build_gate_check(suite: QualitySuite) -> dg.AssetChecksDefinition:
             warehouse.warehouse(), suite, warehouse.settings.reference_time(),
             parameters=brand_parameters(personalization.brand()) if suite.uses_brand else None,
         )
-        for line in result.blocking_failures:
+        for line in failed_checks(result, blocking=True):
             context.log.error(f"{suite.name}: {line} failed")
-        for line in result.warnings:
+        for line in failed_checks(result, blocking=False):
             context.log.warning(f"{suite.name}: {line} failed (warning)")
         return dg.AssetCheckResult(
             passed=result.passed,
