@@ -99,3 +99,14 @@ def test_catalog_rows_need_numeric_prices_and_boolean_flags():
     assert parse("catalog", product)[3] == 12.5
     assert reason("catalog", {**product, "price": "cheap"}).startswith("wrong type: price")
     assert reason("catalog", {**product, "is_active": "sometimes"}).startswith("wrong type: is_active")
+
+
+def test_a_catalog_url_is_optional_and_kept_as_given():
+    product = {"product_id": "p1", "name": "Mug", "category": "home", "price": "12.50", "currency": "EUR",
+               "is_active": "true", "updated_at": "2026-10-01 00:00:00"}
+    names = [column.name for column in SOURCES["catalog"].columns]
+    assert dict(zip(names, parse("catalog", product)))["url"] is None  # older exports have no url column
+    # Kept as given, even when it is no web link: the product still loads, and rendering links only
+    # http(s) URLs (dagster_project/personalization/render.py).
+    for url in ("https://shop.example.com/p/p1", "javascript:alert(1)"):
+        assert dict(zip(names, parse("catalog", {**product, "url": url})))["url"] == url

@@ -44,9 +44,10 @@ PRODUCTS = [
 ]
 
 
-def make_renderer(templates_dir: Path = TEMPLATES_DIR, base_url: str = UNSUBSCRIBE) -> MessageRenderer:
+def make_renderer(templates_dir: Path = TEMPLATES_DIR, base_url: str = UNSUBSCRIBE,
+                  site_url: str | None = None) -> MessageRenderer:
     return MessageRenderer(templates_dir, postal_address=ADDRESS, company_name=COMPANY,
-                           unsubscribe_base_url=base_url, secret=SECRET, sender_domain=DOMAIN)
+                           unsubscribe_base_url=base_url, secret=SECRET, sender_domain=DOMAIN, site_url=site_url)
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,79 @@ def test_cta_links_to_the_given_url_or_the_first_product(renderer):
     assert "See your picks: https://shop.example.com/picks?week=45" in linked.text
     unlinked = render(renderer, products=[])
     assert "See your picks" in unlinked.html and "shop.example.com" not in unlinked.html
+
+
+SITE = "https://shop.example.com/"
+PRODUCTS_HEADINGS = {"picks_for_you": "This week's picks", "cart_reminder": "Still in your cart"}
+
+
+def _headings(message: RenderedMessage) -> tuple[list[str], list[str]]:
+    """The headings of the HTML part (h1, h2; as escaped there) and the lines of the text part, lower case."""
+    html = [h.strip().lower() for h in re.findall(r"<h[12][^>]*>(.*?)</h[12]>", message.html)]
+    text = [line.rstrip(":").strip().lower() for line in message.text.splitlines()]
+    return html, text
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("headline", ["Picked for you this week", "This week's picks", "  STILL IN YOUR CART ",
+                                      "Still thinking it over?"])
+def test_the_products_heading_never_repeats_the_headline(renderer, template, headline):
+    message = render(renderer, template=template, content=unit(headline=headline))
+    html, text = _headings(message)
+    assert len(html) == len(set(html)), html
+    expected = headline.strip().lower()
+    assert text.count(expected) == 1 and html.count(str(escape(expected))) == 1
+    heading = PRODUCTS_HEADINGS[template].lower()
+    assert text.count(heading) == html.count(str(escape(heading))) == 1  # once, from one side or the other
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_product_and_the_button_are_links_to_the_shop(template):
+    renderer = make_renderer(site_url=SITE)
+    products = [{**PRODUCTS[0], "url": f"https://shop.example.com/p/{n}"} for n in range(3)]
+    message = render(renderer, template=template, products=products)
+    links = re.findall(r'<a href="([^"]+)"', message.html)
+    assert links[:4] == [*(p["url"] for p in products), products[0]["url"]]  # each product, then the button
+    for product in products:
+        assert product["url"] in message.text
+    assert f"See your picks: {products[0]['url']}" in message.text
+
+
+HOSTILE_URLS = ["javascript:alert(1)", "JAVASCRIPT:alert(1)", "data:text/html,<script>alert(1)</script>",
+                "https://shop.example.com@evil.example/", "//evil.example/p", "https://", "https://[::1",
+                "https://shop.example.com:99999/", "https://shop.example.com/a b", "https://shop\n.example.com/",
+                "x" * 3000, "", None, 42, ["https://shop.example.com/"]]
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_bad_product_url_falls_back_to_the_brand_site(template, url):
+    message = render(make_renderer(site_url=SITE), template=template, products=[{**PRODUCTS[0], "url": url}])
+    links = re.findall(r'<a href="([^"]+)"', message.html)
+    assert links[:2] == [SITE, SITE]  # the product, then the button
+    assert "evil.example" not in message.html and "javascript" not in message.html.lower()
+    assert "Trail Runner 2" in message.html and "Trail Runner 2" in message.text
+    # Without a site to fall back on, the product is still shown, just not linked.
+    unlinked = render(make_renderer(), template=template, products=[{**PRODUCTS[0], "url": url}])
+    assert "<strong>Trail Runner 2</strong>" in unlinked.html and "shop.example.com" not in unlinked.html
+
+
+def test_a_url_is_escaped_inside_the_href(renderer):
+    url = 'https://shop.example.com/p/1?q="><script>alert(1)</script>'
+    message = render(renderer, products=[{**PRODUCTS[0], "url": url}])
+    assert f'href="{escape(url)}"' in message.html and "<script>" not in message.html
+    assert url in message.text  # the text part is not HTML
+
+
+def test_no_products_and_no_campaign_page_link_the_button_to_the_brand_site():
+    message = render(make_renderer(site_url=SITE), products=[])
+    assert f'href="{SITE}"' in message.html and f"See your picks: {SITE}" in message.text
+
+
+@pytest.mark.parametrize("site_url", ["javascript:alert(1)", "shop.example.com", "https://"])
+def test_a_site_url_that_is_not_a_web_link_fails_at_construction(site_url):
+    with pytest.raises(ValueError, match="site URL"):
+        make_renderer(site_url=site_url)
 
 
 @pytest.mark.parametrize("first_name", [None, "", "   "])

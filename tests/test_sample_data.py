@@ -650,6 +650,21 @@ def test_order_events_use_catalog_products_and_prices(sample):
             assert record["properties"]["cart_id"]
 
 
+def test_catalog_links_every_product_to_its_page_on_the_shop(sample):
+    assert sample.catalog_header[-1] == "url"
+    urls = {}
+    for _, _, row in sample.catalog:
+        url = row[sample.catalog_header.index("url")]
+        assert url == f"https://shop.example.com/p/{row[0]}"
+        urls[row[0]] = url
+    # The product pages customers browse are the pages the catalog (and so the emails) link to.
+    viewed = [r["properties"] for _, _, r in sample.clean("cdp")
+              if r.get("type") == "page" and r.get("name") == "Product"]
+    assert viewed and all(props["url"] in urls.values() for props in viewed)
+    clicked = [r["url"] for _, _, r in sample.clean("esp") if r["event"] == "click"]
+    assert clicked and all(url.split("?")[0] in urls.values() for url in clicked)
+
+
 def test_esp_history_reflects_preferred_hour_and_responsiveness(sample):
     events = [r for _, _, r in sample.clean("esp")]
     assert {r["event"] for r in events} >= {"processed", "delivered", "open", "click", "bounce", "unsubscribe"}

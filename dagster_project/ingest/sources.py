@@ -149,6 +149,7 @@ def parse_product(record: dict, clock: Clock) -> tuple:
         text(record, "currency", required=True),
         boolean(record, "is_active", required=True),
         clock.iso(record, "updated_at", required=True),
+        text(record, "url"),  # the product page; only http(s) links reach an email (render.py)
     )
 
 
@@ -237,7 +238,7 @@ SOURCES: dict[str, Source] = {
             file_format="csv",
             columns=columns(
                 "product_id:VARCHAR name:VARCHAR category:VARCHAR price:DECIMAL(12,2) currency:VARCHAR "
-                "is_active:BOOLEAN updated_at:TIMESTAMP"
+                "is_active:BOOLEAN updated_at:TIMESTAMP url:VARCHAR"
             ),
             key=("product_id", "updated_at"),
             parse=parse_product,

@@ -41,6 +41,7 @@ class Brand:
     quality_threshold: float = 0.7
     max_exclamation_marks: int = 1  # across subject and headline
     cta_required: bool = True
+    site_url: str = ""  # the shop's site: where a product without a valid link of its own points
 
 
 def load_brand(path: Path) -> Brand:

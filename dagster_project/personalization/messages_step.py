@@ -256,13 +256,14 @@ def _products(conn, campaign: Campaign) -> dict[str, list[dict]]:
         return {}
     relation, rank = campaign.product_source
     per_customer: dict[str, list[dict]] = defaultdict(list)
-    for customer_id, product_id, name, category, price, currency in conn.fetchall(
-        f"select customer_id, product_id, product_name, product_category, price, currency from {relation} "
-        f"where {rank} <= ? order by customer_id, {rank}",
+    for customer_id, product_id, name, category, price, currency, url in conn.fetchall(
+        f"select customer_id, product_id, product_name, product_category, price, currency, product_url "
+        f"from {relation} where {rank} <= ? order by customer_id, {rank}",
         [campaign.products_per_message],
     ):
         per_customer[customer_id].append({
             "product_id": product_id, "name": name, "category": category,
             "price": float(price) if price is not None else None, "currency": currency,
+            "url": url,  # checked by the renderer: only an http(s) link becomes an href
         })
     return per_customer

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -39,6 +40,9 @@ FALLBACK_FIRST_NAME = "there"  # "Hi there,"
 
 # Control characters and Unicode line/paragraph separators: none may reach a header line.
 _NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Inside a link: no whitespace of any kind (a space would end the URL in the text part).
+_NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+MAX_URL_LENGTH = 2048
 _CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}
 
 
@@ -190,7 +194,9 @@ class MessageRenderer:
         unsubscribe_base_url: str,
         secret: bytes,
         sender_domain: str,
+        site_url: str | None = None,
     ) -> None:
+        """`site_url`, the brand's site, is where a link goes when its own URL is missing or unsafe."""
         templates_dir = Path(templates_dir)
         if not templates_dir.is_dir():
             raise FileNotFoundError(f"templates directory {templates_dir} does not exist")
@@ -199,6 +205,8 @@ class MessageRenderer:
         if not secret:
             raise ValueError("the unsubscribe secret is empty; set one so unsubscribe links can be verified")
         message_id_for(secret, "check", "check", "check", sender_domain)  # fail now on a bad domain, not mid-run
+        if site_url is not None and safe_url(site_url) is None:
+            raise ValueError(f"site URL {site_url!r} is not an http(s) link like 'https://shop.example.com/'")
 
         loader = FileSystemLoader(templates_dir)
         # Two sandboxes: HTML escapes every variable; text must not, or "&" would arrive as "&amp;".
@@ -225,6 +233,7 @@ class MessageRenderer:
         self._separator = "&" if "?" in unsubscribe_base_url else "?"
         self._secret = secret
         self._sender_domain = sender_domain
+        self._site_url = safe_url(site_url)
 
     @property
     def template_names(self) -> list[str]:
@@ -256,9 +265,10 @@ class MessageRenderer:
         unsubscribe_url = f"{self._unsubscribe_base_url}{self._separator}token={token}"
         message_id = message_id_for(self._secret, campaign_id, run_key, customer_id, self._sender_domain)
         subject, preheader = one_line(content.subject), one_line(content.preheader)
-        product_views = [_product_view(product, position) for position, product in enumerate(products)]
-        # The button goes to the campaign's page, else to the first product; no link, no button.
-        cta_href = _safe_url(cta_url) or next((p["url"] for p in product_views if p["url"]), None)
+        product_views = [_product_view(product, position, self._site_url) for position, product in enumerate(products)]
+        # The button goes to the campaign's page, else to the first product, else to the brand's site;
+        # no link, no button.
+        cta_href = safe_url(cta_url) or next((p["url"] for p in product_views if p["url"]), None) or self._site_url
 
         context = {
             "first_name": (first_name or "").strip() or FALLBACK_FIRST_NAME,
@@ -288,14 +298,27 @@ class MessageRenderer:
         )
 
 
-def _safe_url(url: object) -> str | None:
-    """Only web links go into an href: autoescaping does not stop a "javascript:" URL."""
-    if isinstance(url, str) and url.startswith(("https://", "http://")) and not _NOT_ONE_LINE.search(url):
-        return url
-    return None
+def safe_url(url: object) -> str | None:
+    """The URL if it is a web link fit for an href, else None: autoescaping does not stop a
+    "javascript:" URL. Only http(s) with a host, no user name or password in it (a
+    "https://shop.example.com@evil.example" link goes to evil.example), no whitespace or control
+    characters, at most MAX_URL_LENGTH characters. Surrounding spaces (CSV exports) are dropped."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if not url or len(url) > MAX_URL_LENGTH or _NOT_IN_URL.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    return url
 
 
-def _product_view(product: Mapping, position: int) -> dict:
+def _product_view(product: Mapping, position: int, fallback_url: str | None = None) -> dict:
     """The fields a template may show, with the price formatted once here rather than in templates."""
     try:
         name, category, price, currency = (product[key] for key in ("name", "category", "price", "currency"))
@@ -312,5 +335,5 @@ def _product_view(product: Mapping, position: int) -> dict:
         "name": str(name),
         "category": str(category),
         "price": f"{symbol}{amount}" if symbol else f"{amount} {currency}",
-        "url": _safe_url(product.get("url")),
+        "url": safe_url(product.get("url")) or fallback_url,
     }

@@ -30,8 +30,9 @@ def _pages(products: list[world.Product]) -> dict:
         path = f"/c/{category.slug}"
         pages[category.slug] = {"path": path, "url": world.SHOP_URL + path, "title": f"{category.title} | Shop"}
     for product in products:
-        path = f"/p/{product.product_id}"
-        pages[product.product_id] = {"path": path, "url": world.SHOP_URL + path, "title": f"{product.name} | Shop"}
+        url = world.product_url(product.product_id)
+        pages[product.product_id] = {"path": url.removeprefix(world.SHOP_URL), "url": url,
+                                     "title": f"{product.name} | Shop"}
     return pages
 
 

@@ -46,7 +46,7 @@ class EspGenerator:
         rng = self.rng
         category = campaign.featured_category if rng.random() < 0.4 else c.draw_category(rng)
         product = self.picker.draw(rng, category)
-        return (f"{world.SHOP_URL}/p/{product.product_id}?utm_source=mailroom&utm_medium=email"
+        return (f"{world.product_url(product.product_id)}?utm_source=mailroom&utm_medium=email"
                 f"&utm_campaign={campaign.campaign_id}")
 
     def _human_open_ms(self, c: Customer, delivered_ms: int) -> int:

@@ -24,7 +24,7 @@ from dagster_project.sample_data.esp import EspGenerator
 from dagster_project.sample_data.ids import Ids
 from dagster_project.sample_data.writers import CsvRows, JsonLines, ShardedJsonLines
 
-CATALOG_HEADER = ("product_id", "name", "category", "price", "currency", "is_active", "updated_at")
+CATALOG_HEADER = ("product_id", "name", "category", "price", "currency", "is_active", "updated_at", "url")
 TRUTH_HEADER = (
     # The documented latent truth (dagster_project/sample_data/README.md) ...
     "customer_key", "user_id", "email", "country", "jurisdiction", "timezone", "favourite_categories",
@@ -58,12 +58,13 @@ def _write_catalog(out_dir: Path, products: list[world.Product], rng, window: Wi
 
     for product in products:
         listed = window.start_ms - rng.randint(30, 400) * DAY_MS + rng.randrange(DAY_MS)
+        url = world.product_url(product.product_id)
         out.write([product.product_id, product.name, product.category, product.price_text, world.CURRENCY,
-                   "true", stamp(listed)])
+                   "true", stamp(listed), url])
         if not product.is_active:  # discontinued during the window: a second, inactive version
             retired = window.start_ms + rng.randint(5, window.days - 5) * DAY_MS + rng.randint(0, 23) * HOUR_MS
             out.write([product.product_id, product.name, product.category, product.price_text, world.CURRENCY,
-                       "false", stamp(retired)])
+                       "false", stamp(retired), url])
     out.close()
     return out.rows
 

@@ -366,6 +366,11 @@ CURRENCY = "USD"
 SHOP_URL = "https://shop.example.com"
 
 
+def product_url(product_id: str) -> str:
+    """The product's page on the shop: the catalog's url column, CDP page views and email clicks."""
+    return f"{SHOP_URL}/p/{product_id}"
+
+
 @dataclass(frozen=True)
 class Category:
     slug: str

@@ -95,4 +95,5 @@ class PersonalizationResource(dg.ConfigurableResource):
             unsubscribe_base_url=self.unsubscribe_url,
             secret=unsubscribe_secret(Path(self.data_dir)),
             sender_domain=self.sender_domain,
+            site_url=brand.site_url or None,
         )

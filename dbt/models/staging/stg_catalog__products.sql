@@ -5,6 +5,7 @@ select
     category as product_category,
     price,
     currency,
+    url as product_url,
     is_active,
     updated_at,
     source_file,

@@ -24,7 +24,7 @@ added as (
 ),
 
 products as (
-    select product_id, product_name, product_category, price, currency
+    select product_id, product_name, product_category, price, currency, product_url
     from (
         select *, row_number() over (partition by product_id order by updated_at desc) as recency
         from {{ ref('stg_catalog__products') }}
@@ -41,6 +41,7 @@ select
     cast(products.product_category as varchar) as product_category,
     cast(products.price as decimal(12, 2)) as price,
     cast(products.currency as varchar) as currency,
+    cast(products.product_url as varchar) as product_url,
     cast(added.added_at as timestamp) as added_at
 from added
 join products on products.product_id = added.product_id

@@ -72,7 +72,12 @@ time_to_open as (
 ),
 
 cdp_events as (
-    select * from {{ ref('int_cdp_events_resolved') }} where customer_id is not null
+    -- As of the same instant as the email events: an order that follows a wall-clock send (or a
+    -- skewed clock) has not happened yet, and must not make days_since_last_purchase negative.
+    select events.*
+    from {{ ref('int_cdp_events_resolved') }} as events
+    cross join as_of
+    where events.customer_id is not null and events.event_at <= as_of.as_of_at
 ),
 
 category_weights as (

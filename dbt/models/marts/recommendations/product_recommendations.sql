@@ -6,7 +6,7 @@
 {%- set per_customer = var('recommendations_per_customer') %}
 
 with products as (
-    select product_id, product_category, product_name, price, currency
+    select product_id, product_category, product_name, price, currency, product_url
     from (
         select *, row_number() over (partition by product_id order by updated_at desc) as recency
         from {{ ref('stg_catalog__products') }}
@@ -175,6 +175,7 @@ select
     cast(products.product_category as varchar) as product_category,
     cast(products.price as decimal(12, 2)) as price,
     cast(products.currency as varchar) as currency,
+    cast(products.product_url as varchar) as product_url,
     cast(round(ranked.score, 6) as decimal(18, 6)) as score,
     cast(ranked.source as varchar) as recommendation_source
 from ranked
