@@ -1,10 +1,12 @@
-"""Per campaign, below marts.experiment_units:
+"""Per campaign, below marts.experiment_units and marts.campaign_performance:
 
-    campaigns/<id>/readout   the experiment readout (variants against the control, the campaign against
-                             its holdout) as metadata, with the blocking check no_sample_ratio_mismatch
-    campaigns/<id>/rollout   (batch campaigns with a roll-out experiment) looks at every run whose
+    campaigns/<id>/<id>_readout   the latest run's performance per arm and segment (the holdout beside the
+                             variants) and the experiment readout (variants against the control, the
+                             campaign against its holdout) as metadata, with the blocking check
+                             no_sample_ratio_mismatch
+    campaigns/<id>/<id>_rollout   (batch campaigns with a roll-out experiment) looks at every run whose
                              remainder waits, records the decision when the rule fires, and renders the
-                             remainder with the winner; campaigns/<id>/sends hands it over
+                             remainder with the winner; campaigns/<id>/<id>_sends hands it over
 
 and per roll-out campaign a job (<id>_rollout: fresh engagement -> dbt -> readout -> rollout -> sends)
 that experiment_rollout_sensor starts when provider events arrive or a deadline passes."""
@@ -21,10 +23,12 @@ from dagster_project.defs.personalization.campaign_assets import (
     rollout_key,
     sends_key,
 )
+from dagster_project.defs.activation.ops_assets import OPS_GROUP
 from dagster_project.defs.experiments.metadata import readout_metadata, rollout_metadata
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
 from dagster_project.experiments.decisions import ROLLOUT, decisions_of
+from dagster_project.experiments.performance import campaign_performance
 from dagster_project.experiments.rollout import roll_out
 from dagster_project.experiments.spec import primary_metric
 from dagster_project.experiments.warehouse_readout import CampaignReadouts, campaign_readouts
@@ -39,13 +43,17 @@ def experiment_units_key() -> dg.AssetKey:
     return get_asset_key_for_model([mailroom_dbt_models], "experiment_units")
 
 
+def campaign_performance_key() -> dg.AssetKey:
+    return get_asset_key_for_model([mailroom_dbt_models], "campaign_performance")
+
+
 def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
     key = readout_key(campaign)
     metric = primary_metric(campaign.experiment)
 
     @dg.asset(
         key=key,
-        deps=[experiment_units_key()],
+        deps=[experiment_units_key(), campaign_performance_key()],
         group_name=EXPERIMENT_GROUP,
         owners=["team:marketing"],
         tags={"campaign": campaign.campaign_id},
@@ -54,14 +62,16 @@ def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
             SRM_CHECK, asset=key, blocking=True,
             description="The arms of the latest run are split as configured (chi-square goodness of fit, "
                         "p >= 0.001); a mismatch means broken assignment or delivery and blocks the roll-out.")],
-        description=f"Experiment readout of campaign {campaign.campaign_id}: each variant against the control and the "
-        "campaign against its holdout, on delivered, opened, clicked, converted and revenue per recipient.",
+        description=f"Experiment readout of campaign {campaign.campaign_id}: the latest run's performance per variant "
+        "and segment beside the holdout's, each variant against the control and the campaign against its holdout, "
+        "on delivered, opened, clicked, converted and revenue per recipient.",
     )
     def readout(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.warehouse().connect() as conn:
             readouts = campaign_readouts(conn, campaign)
             decisions = decisions_of(conn, campaign.campaign_id)
-        yield dg.MaterializeResult(metadata=readout_metadata(readouts, metric, decisions))
+            performance = campaign_performance(conn, campaign.campaign_id, readouts.run_key) if readouts.run_key else []
+        yield dg.MaterializeResult(metadata=readout_metadata(readouts, metric, decisions, performance))
         decided = any(d.run_key == readouts.run_key and d.kind == ROLLOUT for d in decisions)
         yield _srm_check(readouts, decided)
 
@@ -91,7 +101,10 @@ def _srm_check(readouts: CampaignReadouts, decided: bool) -> dg.AssetCheckResult
 def build_rollout_asset(campaign: Campaign) -> dg.AssetsDefinition:
     @dg.asset(
         key=rollout_key(campaign),
-        deps=[readout_key(campaign), messages_key(campaign)],
+        # Below the assignments it updates, not below the readout or marts.experiment_units it reads: those
+        # are built from the ledger its remainder's sends write, and Dagster's lineage admits no cycle. It
+        # still runs after dbt in its job (the assignments model comes from the same dbt step).
+        deps=[get_asset_key_for_model([mailroom_dbt_models], "stg_ops__campaign_assignments"), messages_key(campaign)],
         group_name=CAMPAIGN_GROUP,
         owners=["team:marketing"],
         tags={"campaign": campaign.campaign_id, "campaign_type": campaign.campaign_type},
@@ -120,11 +133,24 @@ def build_rollout_asset(campaign: Campaign) -> dg.AssetsDefinition:
 def rollout_job(campaign: Campaign):
     return dg.define_asset_job(
         f"{campaign.campaign_id}_rollout",
-        selection=(dg.AssetSelection.assets(experiment_units_key()).upstream()
+        # Ingest and the models below marts.experiment_units, not the campaigns' own assets above the ops tables.
+        selection=((dg.AssetSelection.assets(experiment_units_key()).upstream()
+                    - dg.AssetSelection.groups(CAMPAIGN_GROUP, OPS_GROUP))
+                   | _performance_models()
                    | dg.AssetSelection.assets(readout_key(campaign), rollout_key(campaign), sends_key(campaign))),
-        description=f"Takes in new engagement, rebuilds marts.experiment_units, reads campaign {campaign.campaign_id}'s "
-        "experiment and, once decided, renders and sends the remainder its winner.",
+        description=f"Takes in new engagement, rebuilds marts.experiment_units and marts.campaign_performance, reads "
+        f"campaign {campaign.campaign_id}'s experiment and, once decided, renders and sends the remainder its winner.",
     )
+
+
+def _performance_models() -> dg.AssetSelection:
+    """marts.campaign_performance and the engagement facts it reads that experiment_units does not (the
+    rest of its upstream is experiment_units' too), so the readout's performance table is as fresh as
+    its readout."""
+    return dg.AssetSelection.assets(
+        campaign_performance_key(),
+        *(get_asset_key_for_model([mailroom_dbt_models], model)
+          for model in ("fct_email_bounces", "fct_email_spam_reports", "fct_email_unsubscribes")))
 
 
 def _utc_now() -> datetime:
