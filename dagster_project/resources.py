@@ -31,6 +31,7 @@ class WarehouseResource(dg.ConfigurableResource):
     pg_dbname: str = "mailroom"
     phone_default_region: str = "US"
     as_of: str = ""
+    previews_dir: str = ""  # empty: data_dir/previews
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WarehouseResource":
@@ -46,6 +47,7 @@ class WarehouseResource(dg.ConfigurableResource):
             pg_dbname=pg.dbname,
             phone_default_region=settings.phone_default_region,
             as_of=settings.as_of,
+            previews_dir=str(settings.previews_dir),
         )
 
     @property
@@ -61,6 +63,7 @@ class WarehouseResource(dg.ConfigurableResource):
             ),
             phone_default_region=self.phone_default_region,
             as_of=self.as_of,
+            previews_dir=Path(self.previews_dir) if self.previews_dir else None,
         )
 
     def warehouse(self) -> Warehouse:

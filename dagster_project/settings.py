@@ -84,6 +84,9 @@ class Settings:
     as_of: str = ""
     # Quality suites (GX JSON), one per gated asset.
     expectations_dir: Path = field(default_factory=lambda: project_root() / "expectations")
+    # HTML and text previews of each campaign run's messages, one folder per campaign; the receiver
+    # serves them read-only at /preview/.
+    previews_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.warehouse not in WAREHOUSES:
@@ -95,6 +98,8 @@ class Settings:
             object.__setattr__(self, "landing_dir", self.data_dir / "landing")
         if self.duckdb_path is None:
             object.__setattr__(self, "duckdb_path", self.data_dir / "warehouse.duckdb")
+        if self.previews_dir is None:
+            object.__setattr__(self, "previews_dir", self.data_dir / "previews")
 
     def reference_time(self) -> datetime:
         """Naive UTC instant that time-window rules look back from: midnight of as_of, else now."""
@@ -123,6 +128,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     data_dir = Path(env.get("MAILROOM_DATA_DIR") or project_root() / "data").resolve()
     landing = env.get("MAILROOM_LANDING_DIR")
     duckdb_path = env.get("MAILROOM_DUCKDB_PATH")
+    previews = env.get("MAILROOM_PREVIEWS_DIR")
     return Settings(
         warehouse=(env.get("MAILROOM_WAREHOUSE") or "duckdb").strip().lower(),
         data_dir=data_dir,
@@ -132,6 +138,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         phone_default_region=_phone_region(env.get("MAILROOM_PHONE_DEFAULT_REGION") or "US"),
         as_of=_as_of(env.get("MAILROOM_AS_OF") or ""),
         expectations_dir=Path(env.get("MAILROOM_EXPECTATIONS_DIR") or project_root() / "expectations").resolve(),
+        previews_dir=Path(previews).resolve() if previews else None,
     )
 
 

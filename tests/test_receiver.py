@@ -27,6 +27,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
@@ -550,3 +553,156 @@ def test_the_receiver_does_not_start_without_an_explicit_secret(tmp_path, value,
     assert started.returncode == 2 and expected in started.stderr
     assert "secrets.token_urlsafe" in started.stderr  # and how to make one
     assert "Mailroom receiver listening" not in started.stdout
+
+
+# --- campaign previews (GET /preview/) ------------------------------------------------------------
+
+OUTSIDE = "TOP-SECRET-OUTSIDE-THE-PREVIEWS"
+
+
+def write_previews(settings: Settings) -> dict[str, bytes]:
+    """Previews of two messages of campaign weekly_picks as the pipeline writes them, a secret file
+    beside the previews directory, and traps inside it (a symlink out, a file of another kind, a dot
+    file); returns what each served URL path may answer."""
+    from dagster_project.personalization.ops_tables import bulk_insert, ensure_ops_tables
+    from dagster_project.personalization.previews import write_campaign_previews
+
+    warehouse = Warehouse(settings)
+    with warehouse.connect() as conn:
+        ensure_ops_tables(conn)
+        bulk_insert(conn, "ops.campaign_messages", [
+            (f"m{n}", "weekly_picks", "2026-11-01", f"c{n}", variant, "active:apparel", "k", f"p{n}@example.com",
+             f"Subject {variant}", "Pre", f"<p>Hi <b>{variant}</b></p><script>alert(1)</script>", f"Hi {variant}",
+             "{}", datetime(2026, 11, 1), datetime(2026, 11, 1))
+            for n, variant in enumerate(["a", "b"])])
+    previews = write_campaign_previews(warehouse, "weekly_picks", "2026-11-01", settings.previews_dir)
+    (settings.data_dir / "secret.txt").write_text(OUTSIDE)
+    folder = settings.previews_dir / "weekly_picks"
+    (folder / "leak.html").symlink_to(settings.data_dir / "secret.txt")
+    (folder / "leak-dir").symlink_to(settings.data_dir, target_is_directory=True)
+    (settings.previews_dir / "out").symlink_to(settings.data_dir, target_is_directory=True)
+    (folder / "notes.md").write_text(OUTSIDE)
+    (folder / ".index.html.tmp").write_text(OUTSIDE)
+    served = {f"/preview/weekly_picks/{p.html_path.name}": p.html_path.read_bytes() for p in previews}
+    served |= {f"/preview/weekly_picks/{p.text_path.name}": p.text_path.read_bytes() for p in previews}
+    served["/preview/weekly_picks/index.html"] = served["/preview/weekly_picks/"] = (folder / "index.html").read_bytes()
+    return served
+
+
+def raw_get(base_url: str, target: bytes) -> tuple[int, dict, bytes]:
+    """GET with the request target exactly as given (no client normalizes or refuses it)."""
+    port = int(base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: receiver\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_previews_are_served_read_only_and_scripts_cannot_run(local_settings, receiver):
+    served = write_previews(local_settings)
+    with serving(local_settings, receiver) as url:
+        for path, content in served.items():
+            status, headers, body = raw_get(url, path.encode())
+            assert (status, body) == (200, content), path
+            csp = headers["content-security-policy"]
+            assert "script-src 'none'" in csp and "sandbox" in csp and "allow-scripts" not in csp
+            assert headers["content-type"] == ("text/plain; charset=utf-8" if path.endswith(".txt")
+                                               else "text/html; charset=utf-8")
+            assert headers["x-content-type-options"] == "nosniff" and headers["cache-control"] == "no-store"
+        status, headers, listing = raw_get(url, b"/preview/")
+        assert status == 200 and b'href="weekly_picks/"' in listing and b"out" not in listing
+        assert "script-src 'none'" in headers["content-security-policy"]
+        assert request(f"{url}/preview/weekly_picks/index.html", b"x", method="POST")[0] == 405
+        assert request(f"{url}/preview/weekly_picks/index.html", method="DELETE")[0] == 405
+        assert request(f"{url}/preview/nope/index.html")[0] == 404
+
+
+def test_an_empty_previews_directory_is_a_page_not_an_error(base_url):
+    status, page = request(f"{base_url}/preview/")
+    assert status == 200 and "No previews yet" in page
+
+
+TRAVERSALS = [
+    b"/preview/weekly_picks/../../secret.txt", b"/preview/../secret.txt", b"/preview/..", b"/preview/../",
+    b"/preview/%2e%2e/secret.txt", b"/preview/%2E%2E/%2e%2e/secret.txt", b"/preview/weekly_picks/%2e%2e%2fsecret.txt",
+    b"/preview/weekly_picks/%2e%2e%2f%2e%2e%2fsecret.txt", b"/preview/weekly_picks/..%2f..%2fsecret.txt",
+    b"/preview/%2e%2e%2f%2e%2e%2fsecret.txt", b"/preview/weekly_picks/..%5c..%5csecret.txt",
+    b"/preview/weekly_picks/%252e%252e%252fsecret.txt", b"/preview/%2fetc%2fpasswd", b"/preview//etc/passwd",
+    b"/preview/weekly_picks//etc/passwd", b"/preview/weekly_picks/%2Fetc%2Fpasswd",
+    b"/preview/weekly_picks/leak.html", b"/preview/weekly_picks/leak-dir/secret.txt", b"/preview/out/secret.txt",
+    b"/preview/weekly_picks/notes.md", b"/preview/weekly_picks/.index.html.tmp", b"/preview/weekly_picks/%00.html",
+    b"/preview/weekly_picks/index.html%00.txt", b"/preview/weekly_picks/index.html/.", b"/preview/./weekly_picks/",
+    b"http://receiver/preview/../secret.txt", b"/preview/weekly_picks/INDEX.HTML", b"/preview/~/secret.txt",
+]
+
+
+def test_no_path_reaches_a_file_outside_the_previews_or_one_the_writer_did_not_make(local_settings, receiver):
+    write_previews(local_settings)
+    secret = urllib.parse.quote(str(local_settings.data_dir / "secret.txt"), safe="").encode()  # %2Ftmp%2F...
+    absolute = [b"/preview/" + secret, b"/preview/weekly_picks/" + secret, b"/preview/" + secret + b"/index.html",
+                b"/preview" + secret.replace(b"%2F", b"/")]
+    with serving(local_settings, receiver) as url:
+        for target in TRAVERSALS + absolute:
+            status, _, body = raw_get(url, target)
+            assert status in (307, 400, 404) and OUTSIDE.encode() not in body, target  # 307: a slash added
+
+
+@pytest.fixture(scope="module")
+def preview_server(tmp_path_factory, signing_key):
+    settings = Settings(warehouse="duckdb", data_dir=tmp_path_factory.mktemp("previews") / "data")
+    served = write_previews(settings)
+    with serving(settings, ReceiverSettings(sendgrid_public_key=verification_key(signing_key))) as url:
+        yield url, served, settings
+
+
+# Names that exist inside and outside the previews, and pieces of traversal, mostly; any text too.
+NAMES = st.sampled_from(["..", "%2e%2e", ".%2E", ".", "", "weekly_picks", "index.html", "secret.txt", "leak.html",
+                         "leak-dir", "out", "data", "notes.md", ".index.html.tmp", "%2f", "\\", "%00", "~", "%25"])
+SEGMENT = st.one_of(NAMES, NAMES, NAMES, st.text(max_size=8))
+PATHS = st.one_of(st.lists(SEGMENT, min_size=1, max_size=3).map("/".join), st.lists(SEGMENT, min_size=2, max_size=2)
+                  .map("/".join), st.text(max_size=40))
+
+
+@hypothesis_settings(max_examples=1500, deadline=None)
+@given(PATHS)
+def test_any_path_is_answered_with_a_preview_or_refused(preview_server, path):
+    url, served, _ = preview_server
+    target = "/preview/" + urllib.parse.quote(path, safe="/%\\.~:")
+    status, _, body = raw_get(url, target.encode("ascii"))
+    assert OUTSIDE.encode() not in body, target
+    if status == 200:  # a preview the writer made, or the listing of campaigns
+        assert body in served.values() or b"<h1>Campaign previews</h1>" in body, target
+    else:
+        assert status in (307, 400, 404), target
+
+
+@hypothesis_settings(max_examples=2000, deadline=None)
+@given(st.one_of(SEGMENT, PATHS), st.one_of(SEGMENT, PATHS))
+def test_any_campaign_and_file_name_resolve_inside_the_previews_or_to_nothing(preview_server, campaign, name):
+    from reverse_etl.receiver.previews import preview_file
+
+    settings = preview_server[2]
+    for pair in ((campaign, name), (urllib.parse.unquote(campaign), urllib.parse.unquote(name))):
+        found = preview_file(settings.previews_dir, *pair)
+        if found is not None:
+            assert found.is_relative_to(settings.previews_dir.resolve()) and found.suffix in (".html", ".txt")
+            assert OUTSIDE not in found.read_text()
+
+
+def test_previews_are_served_to_this_machine_only():
+    from starlette.requests import Request
+
+    from reverse_etl.receiver.previews import from_this_machine
+
+    def request(host):
+        return Request({"type": "http", "method": "GET", "path": "/preview/", "headers": [],
+                        "client": (host, 40000) if host else None})
+
+    assert from_this_machine(request("127.0.0.1")) and from_this_machine(request("::1"))
+    for outside in ("203.0.113.9", "10.0.0.5", "testclient", "", None):
+        assert not from_this_machine(request(outside)), outside

@@ -4,6 +4,7 @@ POST /webhooks/sendgrid      signed SendGrid Event Webhook -> landing esp/webhoo
 GET  <unsubscribe path>      confirmation page with a preference choice (changes nothing)
 POST <unsubscribe path>      RFC 8058 one-click, or the page's form -> landing consent/unsubscribe-*.jsonl
 GET  /healthz                200 while the process serves
+GET  /preview/...            the campaign previews in settings.previews_dir, read-only (see previews.py)
 
 Files are written (and fsynced) before the answer, so a 2xx means the data is on disk; a failure to
 write answers 500 and SendGrid retries. Log lines never hold an address or a token.
@@ -33,6 +34,7 @@ from reverse_etl.receiver import pages
 from reverse_etl.receiver.events import MalformedBody, split_events
 from reverse_etl.receiver.landing_writer import write_landing_file
 from reverse_etl.receiver.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
+from reverse_etl.receiver.previews import PREVIEW_PATH, preview_routes
 from reverse_etl.receiver.recent import MemoryFull, RecentlySeen, digest_of
 from reverse_etl.receiver.signature import (
     FUTURE_SKEW_SECONDS,
@@ -92,7 +94,8 @@ def create_app(
     if len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"the unsubscribe secret has {len(secret)} bytes, fewer than {MIN_SECRET_BYTES}: set "
                          f"{UNSUBSCRIBE_SECRET_VARIABLE} to the secret the pipeline signs unsubscribe links with")
-    if not unsubscribe_path.startswith("/") or unsubscribe_path in (WEBHOOK_PATH, "/healthz"):
+    if (not unsubscribe_path.startswith("/") or unsubscribe_path in (WEBHOOK_PATH, "/healthz")
+            or (unsubscribe_path + "/").startswith(PREVIEW_PATH)):
         raise ValueError(f"unsubscribe path {unsubscribe_path!r} must start with '/' and not clash with another route")
     landing_dir = Path(settings.landing_dir)
     verifier = WebhookVerifier(
@@ -203,6 +206,7 @@ def create_app(
             Route(unsubscribe_path, unsubscribe_page, methods=["GET"]),
             Route(unsubscribe_path, unsubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *preview_routes(Path(settings.previews_dir)),
         ],
         middleware=[Middleware(ConcurrencyLimit, limit=receiver.max_concurrent_requests)],
     )
