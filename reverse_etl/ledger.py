@@ -309,6 +309,19 @@ def counts(conn: Connection, campaign_id: str | None = None) -> dict[str, int]:
         f"SELECT state, count(*) FROM ops.send_ledger {where} GROUP BY state", params)}
 
 
+def latest_run_counts(conn: Connection, campaign_id: str) -> tuple[str | None, dict[str, int]]:
+    """The campaign's most recently planned run and its rows by state (what that run has come to)."""
+    if not conn.table_exists("ops", "send_ledger"):
+        return None, {}
+    run_key = conn.scalar("SELECT run_key FROM ops.send_ledger WHERE campaign_id = ? "
+                          "ORDER BY planned_at DESC, run_key DESC LIMIT 1", [campaign_id])
+    if run_key is None:
+        return None, {}
+    return run_key, {state: int(n) for state, n in conn.fetchall(
+        "SELECT state, count(*) FROM ops.send_ledger WHERE campaign_id = ? AND run_key = ? GROUP BY state",
+        [campaign_id, run_key])}
+
+
 def held_elsewhere(conn: Connection, campaign_id: str, owner: str, now: datetime) -> int:
     """Rows of the campaign another live run holds right now (planned or sending)."""
     return int(conn.scalar(

@@ -95,6 +95,8 @@ class SendReport:
     retries: int = 0
     switches: list[str] = field(default_factory=list)
     ledger: dict[str, int] = field(default_factory=dict)  # state -> rows for the campaign, after the pass
+    latest_run: str | None = None  # the campaign's most recently planned run...
+    latest_run_ledger: dict[str, int] = field(default_factory=dict)  # ...and its rows by state, after the pass
     seconds: float = 0.0
 
     @property
@@ -143,6 +145,7 @@ class Sender:
                 report.skipped = "another send run is sending this campaign (PostgreSQL advisory lock)"
                 self.log(f"{campaign_id}: skipped - {report.skipped}; it hands these messages over")
             report.ledger = ledger.counts(conn, campaign_id)
+            report.latest_run, report.latest_run_ledger = ledger.latest_run_counts(conn, campaign_id)
             report.awaiting = report.ledger.get(SENDING, 0)
             report.held_elsewhere = ledger.held_elsewhere(conn, campaign_id, self.owner, self.clock())
         report.seconds = time.perf_counter() - started

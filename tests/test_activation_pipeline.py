@@ -16,10 +16,10 @@ WEEKLY = ["campaigns", "weekly_picks"]
 def test_sends_sit_below_messages_and_the_fresh_consent_and_provider_events(prepared_dbt):
     graph = load_definitions().resolve_asset_graph()
     for campaign in ("weekly_picks", "cart_abandonment"):
-        parents = graph.get(dg.AssetKey(["campaigns", campaign, "sends"])).parent_keys
-        # The weekly campaign's roll-out experiment renders its remainder in campaigns/weekly_picks/rollout.
-        rollout = {dg.AssetKey(["campaigns", campaign, "rollout"])} if campaign == "weekly_picks" else set()
-        assert parents == {dg.AssetKey(["campaigns", campaign, "messages"]), dg.AssetKey(["raw", "consent_events"]),
+        parents = graph.get(dg.AssetKey(["campaigns", campaign, f"{campaign}_sends"])).parent_keys
+        # The weekly campaign's roll-out experiment renders its remainder in campaigns/weekly_picks/weekly_picks_rollout.
+        rollout = {dg.AssetKey(["campaigns", campaign, f"{campaign}_rollout"])} if campaign == "weekly_picks" else set()
+        assert parents == {dg.AssetKey(["campaigns", campaign, f"{campaign}_messages"]), dg.AssetKey(["raw", "consent_events"]),
                            dg.AssetKey(["raw", "esp_events"])} | rollout
 
 
@@ -33,7 +33,7 @@ def test_an_opt_out_after_the_audience_was_built_is_honoured(built_warehouse):
     definitions, instance = load_definitions(), dg.DagsterInstance.ephemeral()
     # Build the weekly audience and render its messages, but do not send yet.
     rendered = definitions.resolve_job_def("weekly_picks_campaign").execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(WEEKLY + ["content"]), dg.AssetKey(WEEKLY + ["messages"])])
+        instance=instance, asset_selection=[dg.AssetKey(WEEKLY + ["weekly_picks_content"]), dg.AssetKey(WEEKLY + ["weekly_picks_messages"])])
     assert rendered.success
     with Warehouse(settings).connect() as conn:
         message_id, customer_id, address = conn.fetchall(
@@ -46,15 +46,15 @@ def test_an_opt_out_after_the_audience_was_built_is_honoured(built_warehouse):
                "occurred_at": f"{settings.as_of}T00:00:00Z"}
     (settings.landing_dir / "consent" / "zz-late-opt-out.jsonl").write_text(json.dumps(opt_out) + "\n")
     deliver = definitions.resolve_job_def("deliver_due_messages")
-    sends_step = "campaigns__weekly_picks__sends"
+    sends_step = "campaigns__weekly_picks__weekly_picks_sends"
 
     dry = deliver.execute_in_process(instance=instance, run_config={"ops": {sends_step: {"config": {"dry_run": True}}}})
-    plan = _materialization(dry, WEEKLY + ["sends"])
+    plan = _materialization(dry, WEEKLY + ["weekly_picks_sends"])
     assert plan["dry_run"] and plan["handed_over"] == rendered_count - 1 and plan["suppressed"] == 1
     assert "opted_out" in plan["suppression_reasons"]
     assert not (settings.data_dir / "outbox" / "weekly_picks").exists()
 
-    sent = _materialization(deliver.execute_in_process(instance=instance), WEEKLY + ["sends"])
+    sent = _materialization(deliver.execute_in_process(instance=instance), WEEKLY + ["weekly_picks_sends"])
 
     assert sent["handed_over"] == plan["handed_over"] and "opted_out" in sent["suppression_reasons"]
     files = {path.stem for path in (settings.data_dir / "outbox" / "weekly_picks").glob("*.eml")}

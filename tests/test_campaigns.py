@@ -100,7 +100,7 @@ def run_campaigns() -> list[dg.ExecuteInProcessResult]:
 
 
 def campaign_metadata(runs, campaign_id: str, asset: str) -> dict:
-    key = dg.AssetKey(["campaigns", campaign_id, asset])
+    key = dg.AssetKey(["campaigns", campaign_id, f"{campaign_id}_{asset}"])
     return next(
         {name: value.value for name, value in event.materialization.metadata.items()}
         for run in runs for event in run.get_asset_materialization_events() if event.asset_key == key
@@ -182,14 +182,14 @@ def test_rerunning_a_campaign_sends_nothing_new_and_keeps_assignments(campaigned
 
 def test_campaigns_appear_in_the_lineage_below_their_audience(prepared_dbt):
     graph = load_definitions().resolve_asset_graph()
-    content = dg.AssetKey(["campaigns", "weekly_picks", "content"])
-    messages = dg.AssetKey(["campaigns", "cart_abandonment", "messages"])
+    content = dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"])
+    messages = dg.AssetKey(["campaigns", "cart_abandonment", "cart_abandonment_messages"])
     assert dg.AssetKey(["marts", "campaign_weekly_picks"]) in graph.get(content).parent_keys
-    assert {dg.AssetKey(["campaigns", "cart_abandonment", "content"]), dg.AssetKey(["marts", "abandoned_cart_items"])} \
+    assert {dg.AssetKey(["campaigns", "cart_abandonment", "cart_abandonment_content"]), dg.AssetKey(["marts", "abandoned_cart_items"])} \
         <= graph.get(messages).parent_keys
     daily = load_definitions().resolve_job_def("daily_campaign_pipeline")
     assert messages in daily.asset_layer.executable_asset_keys  # triggers run daily
-    assert dg.AssetKey(["campaigns", "weekly_picks", "messages"]) not in daily.asset_layer.executable_asset_keys
+    assert dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_messages"]) not in daily.asset_layer.executable_asset_keys
 
 
 def test_assignments_stay_sticky_until_the_variant_disappears(campaigned_warehouse):

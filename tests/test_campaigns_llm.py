@@ -39,7 +39,7 @@ def test_campaigns_written_by_the_llm_record_cost_and_never_see_pii(
         assert all(run.success for run in runs)
         requests = double.requests
 
-        content = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "content"]))
+        content = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"]))
         assert content["llm_written"] == content["content_units"] > 0
         assert content["llm_cost_usd"] > 0 and content["llm_input_tokens"] > 0
         assert double.authorizations and set(double.authorizations) == {"Bearer sk-test-key"}
@@ -72,7 +72,7 @@ def test_campaigns_written_by_the_llm_record_cost_and_never_see_pii(
         before = len(double.requests)
         again = run_batch_campaigns(dg.DagsterInstance.ephemeral())
         assert len(double.requests) == before
-        assert materialized(again, dg.AssetKey(["campaigns", "weekly_picks", "content"]))["reused_from_cache"] \
+        assert materialized(again, dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"]))["reused_from_cache"] \
             == content["content_units"]
 
 
@@ -85,9 +85,9 @@ def test_an_llm_outage_falls_back_to_rules_and_is_retried_next_run(
         monkeypatch.setenv("MAILROOM_LLM_BASE_URL", double.base_url)
         assert run_daily_pipeline().success
         runs = run_batch_campaigns(dg.DagsterInstance.ephemeral())
-        content = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "content"]))
+        content = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"]))
         assert content["llm_written"] == 0 and content["content_units"] > 0  # rules wrote everything
-        messages = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "messages"]))
+        messages = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_messages"]))
         assert messages["messages_rendered"] > 0  # an outage never stops the campaign
         with Warehouse(settings).connect() as conn:
             outcomes = {row[0] for row in conn.fetchall("select outcome from ops.llm_calls")}
@@ -97,6 +97,6 @@ def test_an_llm_outage_falls_back_to_rules_and_is_retried_next_run(
 
         double.default_mode = "ok"
         runs = run_batch_campaigns(dg.DagsterInstance.ephemeral())
-        content = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "content"]))
+        content = materialized(runs, dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"]))
         assert content["llm_written"] == content["content_units"]
         assert json.dumps(content["preview"]).count("openai") > 0

@@ -95,7 +95,7 @@ def _started(warehouse) -> datetime:
 
 
 def _readout_asset(settings) -> tuple[dict, dg.AssetCheckEvaluation]:
-    key = dg.AssetKey(["campaigns", CAMPAIGN, "readout"])
+    key = dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_readout"])
     job = load_definitions().resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[key])
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
@@ -152,7 +152,7 @@ def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_wareho
     assert set(remainder_messages.values()) == {"b"} and len(remainder_messages) == look.rendered > 0
     assert stored.variant_id == "b" and stored.evidence["readout"]["rows"]
     # The remainder passes the messages gate the test passed, on the roll-out asset, before any send.
-    rollout = dg.AssetKey(["campaigns", CAMPAIGN, "rollout"])
+    rollout = dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_rollout"])
     job = load_definitions().resolve_job_def(f"{CAMPAIGN}_rollout")
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[rollout])
     [gate] = [c for c in result.get_asset_check_evaluations() if c.check_name == "gx_campaign_messages"]
@@ -206,15 +206,17 @@ def test_no_difference_waits_and_the_deadline_sends_the_control(campaigned_wareh
 def test_the_roll_out_runs_as_its_own_job_below_fresh_engagement(prepared_dbt):
     definitions = load_definitions()
     graph = definitions.resolve_asset_graph()
-    rollout = dg.AssetKey(["campaigns", CAMPAIGN, "rollout"])
-    readout = dg.AssetKey(["campaigns", CAMPAIGN, "readout"])
-    assert graph.get(rollout).parent_keys == {readout, dg.AssetKey(["campaigns", CAMPAIGN, "messages"])}
+    rollout = dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_rollout"])
+    readout = dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_readout"])
+    # Below the assignments it updates, not below the readout: that would close a loop through the ledger.
+    assert graph.get(rollout).parent_keys == {dg.AssetKey(["staging", "stg_ops__campaign_assignments"]),
+                                              dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_messages"])}
     assert dg.AssetKey(["marts", "experiment_units"]) in graph.get(readout).parent_keys
-    assert rollout in graph.get(dg.AssetKey(["campaigns", CAMPAIGN, "sends"])).parent_keys
+    assert rollout in graph.get(dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_sends"])).parent_keys
     assert dg.AssetCheckKey(rollout, "gx_campaign_messages") in graph.asset_check_keys  # the remainder's gate
     job = definitions.resolve_job_def(f"{CAMPAIGN}_rollout").asset_layer.executable_asset_keys
     assert {rollout, readout, dg.AssetKey(["raw", "esp_events"]), dg.AssetKey(["marts", "experiment_units"]),
-            dg.AssetKey(["campaigns", CAMPAIGN, "sends"])} <= set(job)
+            dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_sends"])} <= set(job)
     daily = definitions.resolve_job_def("daily_campaign_pipeline").asset_layer.executable_asset_keys
     assert readout in daily and rollout not in daily
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 CAMPAIGN = "weekly_picks"
-MESSAGES = dg.AssetKey(["campaigns", CAMPAIGN, "messages"])
-ROLLOUT = dg.AssetKey(["campaigns", CAMPAIGN, "rollout"])
+MESSAGES = dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_messages"])
+ROLLOUT = dg.AssetKey(["campaigns", CAMPAIGN, f"{CAMPAIGN}_rollout"])
 ESP = dg.AssetKey(["raw", "esp_events"])
 
 

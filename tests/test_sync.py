@@ -608,7 +608,7 @@ def test_the_crm_contacts_asset_syncs_with_the_password_kept_out_of_its_config(m
                                                                                 prepared_dbt):
     import dagster as dg
 
-    from dagster_project.defs.engagement.crm_sync import crm_contacts
+    from dagster_project.defs.engagement.crm_sync import build_crm_contacts_asset
     from dagster_project.defs.engagement.resource import CrmSyncResource
     from dagster_project.resources import WarehouseResource
     from dagster_project.settings import load_sync_settings
@@ -619,7 +619,7 @@ def test_the_crm_contacts_asset_syncs_with_the_password_kept_out_of_its_config(m
         monkeypatch.setenv("MAILROOM_CRM_DATABASE_URL", f"postgresql://{crm_database.user}:pw-s3cret@{target}")
         crm = CrmSyncResource.from_settings(load_sync_settings())
         assert "pw-s3cret" not in repr(crm.model_dump())
-        result = dg.materialize([crm_contacts], resources={
+        result = dg.materialize([build_crm_contacts_asset()], resources={
             "warehouse": WarehouseResource.from_settings(mailroom_env), "crm": crm})
         assert result.success
         [event] = result.get_asset_materialization_events()

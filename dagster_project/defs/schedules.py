@@ -3,6 +3,7 @@ have their own jobs and schedules (defs/personalization), so a weekly campaign i
 
 import dagster as dg
 
+from dagster_project.defs.activation.ops_assets import ops_table_keys
 from dagster_project.defs.personalization.campaign_assets import batch_campaign_assets, load_campaigns
 
 
@@ -10,7 +11,11 @@ from dagster_project.defs.personalization.campaign_assets import batch_campaign_
 def daily_pipeline() -> dg.Definitions:
     job = dg.define_asset_job(
         "daily_campaign_pipeline",
-        selection=dg.AssetSelection.all() - batch_campaign_assets(load_campaigns()),
+        # Not the ops tables' assets: they sit between the sends and dbt's engagement models, so with them
+        # the one dbt step would have to run in pieces around the trigger campaigns. Campaign jobs and
+        # deliver_due_messages refresh them; the dbt build here reads the tables as they are.
+        selection=dg.AssetSelection.all() - batch_campaign_assets(load_campaigns())
+        - dg.AssetSelection.assets(*ops_table_keys()),
         description="Ingest new landing files, rebuild the warehouse models, run every gate, and write and "
         "render the trigger campaigns.",
     )

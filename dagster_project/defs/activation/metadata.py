@@ -17,7 +17,7 @@ def send_metadata(report: SendReport) -> dict:
     return {
         "dry_run": report.dry_run,
         "handed_over": report.handed_over,
-        "by_destination": dg.MetadataValue.json(dict(report.accepted)),
+        "by_destination": _table(report.accepted, "destination"),
         "suppressed": sum(report.suppressed.values()),
         "suppression_reasons": _table(report.suppressed, "reason"),
         "failed": sum(report.failed.values()),
@@ -32,5 +32,12 @@ def send_metadata(report: SendReport) -> dict:
         "retries": report.retries,
         "failovers": dg.MetadataValue.md("\n".join(f"- {s}" for s in report.switches) or "None."),
         "ledger_states": _table(report.ledger, "state"),
+        # What the latest run has come to, whatever this pass did (a pass with nothing due hands over 0).
+        "latest_run": report.latest_run or "-",
+        "latest_run_states": _table(report.latest_run_ledger, "state"),
+        "latest_run_accepted": report.latest_run_ledger.get("accepted", 0),
+        "latest_run_suppressed": report.latest_run_ledger.get("suppressed", 0),
+        "latest_run_failed": report.latest_run_ledger.get("failed", 0),
+        "campaign_accepted": report.ledger.get("accepted", 0),
         "seconds": round(report.seconds, 2),
     }

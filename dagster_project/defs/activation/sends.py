@@ -1,4 +1,4 @@
-"""Each campaign's sends: campaigns/<id>/sends hands the rendered messages to the destination chain
+"""Each campaign's sends: campaigns/<id>/<id>_sends hands the rendered messages to the destination chain
 through the send ledger, below the messages asset (so its blocking gate stops sends) and the
 consent and provider-event ingest (so the last look before sending sees the latest opt-outs)."""
 
@@ -6,6 +6,8 @@ import dagster as dg
 
 from dagster_project.defs.activation.metadata import send_metadata
 from dagster_project.defs.activation.resource import ActivationResource
+from dagster_project.defs.data_versions import campaign_data_version
+from dagster_project.defs.kinds import send_kinds
 from dagster_project.defs.personalization.campaign_assets import (
     CAMPAIGN_GROUP,
     load_campaigns,
@@ -18,6 +20,7 @@ from dagster_project.resources import WarehouseResource
 from reverse_etl.run import send_campaigns, summary_lines
 
 FRESH_INPUTS = [dg.AssetKey(["raw", "consent_events"]), dg.AssetKey(["raw", "esp_events"])]
+SEND_LEDGER = dg.AssetKey(["ops", "send_ledger"])
 
 
 class SendConfig(dg.Config):
@@ -25,7 +28,7 @@ class SendConfig(dg.Config):
 
 
 def build_send_asset(campaign: Campaign) -> dg.AssetsDefinition:
-    # A roll-out experiment's remainder is rendered by campaigns/<id>/rollout and sent from here too.
+    # A roll-out experiment's remainder is rendered by campaigns/<id>/<id>_rollout and sent from here too.
     rollout = [rollout_key(campaign)] if campaign.experiment and campaign.experiment.rolls_out else []
 
     @dg.asset(
@@ -34,7 +37,7 @@ def build_send_asset(campaign: Campaign) -> dg.AssetsDefinition:
         group_name=CAMPAIGN_GROUP,
         owners=["team:marketing"],
         tags={"campaign": campaign.campaign_id, "campaign_type": campaign.campaign_type},
-        kinds={"python", "email"},
+        kinds=send_kinds(),
         description=f"Hands campaign {campaign.campaign_id}'s due messages to the destination chain exactly once "
         "(ops.send_ledger), after re-checking consent, suppressions, the frequency cap and quiet hours.",
     )
@@ -59,7 +62,8 @@ def build_send_asset(campaign: Campaign) -> dg.AssetsDefinition:
                 "sends them. See failovers and the log for the destinations' errors.",
                 metadata=metadata,
             )
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata, data_version=campaign_data_version(
+            warehouse.warehouse(), "sends", campaign.campaign_id))
 
     return sends
 
@@ -70,7 +74,7 @@ def campaign_sends() -> dg.Definitions:
     # Messages scheduled for later (SMTP delivers at once, so it waits for the send time) and retries.
     due = dg.define_asset_job(
         "deliver_due_messages",
-        selection=dg.AssetSelection.assets(*FRESH_INPUTS, *(sends_key(c) for c in campaigns)),
+        selection=dg.AssetSelection.assets(*FRESH_INPUTS, *(sends_key(c) for c in campaigns), SEND_LEDGER),
         description="Loads new consent and provider events, then hands every campaign's due messages over.",
     )
     return dg.Definitions(

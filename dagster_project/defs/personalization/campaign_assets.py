@@ -1,9 +1,9 @@
 """Each campaign in dbt/models/campaigns/ becomes two assets below its audience model:
 
-    campaigns/<id>/content    one content unit per segment x variant (LLM or rules, guardrails, cost)
-    campaigns/<id>/messages   one rendered message per eligible customer -> ops.campaign_messages
+    campaigns/<id>/<id>_content    one content unit per segment x variant (LLM or rules, guardrails, cost)
+    campaigns/<id>/<id>_messages   one rendered message per eligible customer -> ops.campaign_messages
 
-and a third, campaigns/<id>/sends, built in defs/activation (it hands the messages to the provider).
+and a third, campaigns/<id>/<id>_sends, built in defs/activation (it hands the messages to the provider).
 
 The campaigns are read from the dbt manifest, so adding a campaign (SQL + meta) adds its assets.
 """
@@ -15,38 +15,47 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from dagster_project.dbt_project import mailroom_dbt
-from dagster_project.defs.personalization.metadata import content_metadata, messages_metadata
+from dagster_project.defs.data_versions import campaign_data_version
+from dagster_project.defs.kinds import content_kinds
+from dagster_project.defs.personalization.metadata import content_metadata, messages_metadata, previews_metadata
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
 from dagster_project.personalization.campaigns import Campaign, campaigns_from_manifest
 from dagster_project.personalization.content_step import write_campaign_content
 from dagster_project.personalization.messages_step import render_campaign_messages
+from dagster_project.personalization.previews import receiver_base_url, write_campaign_previews
 from dagster_project.resources import WarehouseResource
 
 CAMPAIGN_GROUP = "campaigns"
 
 
+def campaign_asset_key(campaign: Campaign, step: str) -> dg.AssetKey:
+    """campaigns/<id>/<id>_<step>: the lineage graph labels a node with its key's last part only, so that
+    part names the campaign too ("weekly_picks_messages", not a third "messages")."""
+    return dg.AssetKey(["campaigns", campaign.campaign_id, f"{campaign.campaign_id}_{step}"])
+
+
 def content_key(campaign: Campaign) -> dg.AssetKey:
-    return dg.AssetKey(["campaigns", campaign.campaign_id, "content"])
+    return campaign_asset_key(campaign, "content")
 
 
 def messages_key(campaign: Campaign) -> dg.AssetKey:
-    return dg.AssetKey(["campaigns", campaign.campaign_id, "messages"])
+    return campaign_asset_key(campaign, "messages")
 
 
 def sends_key(campaign: Campaign) -> dg.AssetKey:
     """Built in defs/activation; named here so the campaign's job and the daily job can select it."""
-    return dg.AssetKey(["campaigns", campaign.campaign_id, "sends"])
+    return campaign_asset_key(campaign, "sends")
 
 
 def rollout_key(campaign: Campaign) -> dg.AssetKey:
     """Built in defs/experiments for campaigns with a roll-out experiment: the remainder gets the winner."""
-    return dg.AssetKey(["campaigns", campaign.campaign_id, "rollout"])
+    return campaign_asset_key(campaign, "rollout")
 
 
 def readout_key(campaign: Campaign) -> dg.AssetKey:
     """Built in defs/experiments: the campaign's experiment readout."""
-    return dg.AssetKey(["campaigns", campaign.campaign_id, "readout"])
+    return campaign_asset_key(campaign, "readout")
 
 
 def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
@@ -60,7 +69,7 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=content_key(campaign),
         deps=[audience],
-        kinds={"python", "openai"},
+        kinds=content_kinds(),
         **shared,
         description=f"Content units of campaign {campaign.campaign_id}: one per segment x variant of its "
         f"eligible audience, written by the LLM when configured, else by rules, behind guardrails.",
@@ -75,7 +84,8 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
         )
         for unit in report.review_queue:
             context.log.warning(f"{unit.segment_key}/{unit.variant_id} is in the review queue: {unit.written.review_reason}")
-        return dg.MaterializeResult(metadata=content_metadata(report))
+        return dg.MaterializeResult(metadata=content_metadata(report),
+                                    data_version=campaign_data_version(store, "content", campaign.campaign_id))
 
     product_deps = []
     if campaign.product_source:
@@ -91,14 +101,17 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
     )
     def messages(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                  personalization: PersonalizationResource) -> dg.MaterializeResult:
-        report = render_campaign_messages(
-            warehouse.warehouse(), campaign, personalization.renderer(), warehouse.settings.reference_time()
-        )
+        store = warehouse.warehouse()
+        report = render_campaign_messages(store, campaign, personalization.renderer(), warehouse.settings.reference_time())
         context.log.info(
             f"{campaign.campaign_id} run {report.run_key}: {report.rendered:,} rendered, {report.holdout:,} holdout, "
             f"{sum(report.suppressed.values()):,} suppressed"
         )
-        return dg.MaterializeResult(metadata=messages_metadata(report))
+        previews = write_campaign_previews(store, campaign.campaign_id, report.run_key, warehouse.settings.previews_dir)
+        return dg.MaterializeResult(
+            metadata={**messages_metadata(report),
+                      **previews_metadata(previews, base_url=receiver_base_url(personalization.unsubscribe_url))},
+            data_version=campaign_data_version(store, "messages", campaign.campaign_id))
 
     return [content, messages]
 
@@ -109,7 +122,9 @@ def load_campaigns() -> list[Campaign]:
 
 def batch_campaign_jobs(campaigns: list[Campaign]) -> tuple[list, list]:
     """A job and a schedule per batch campaign: its audience model (rebuilt from the latest marts,
-    so its gates run and block in the same run), content and messages."""
+    so its gates run and block in the same run), content, messages, sends, and the ops tables' state."""
+    from dagster_project.defs.activation.ops_assets import ops_table_keys
+
     jobs, schedules = [], []
     for campaign in campaigns:
         if campaign.campaign_type != "batch":
@@ -118,7 +133,7 @@ def batch_campaign_jobs(campaigns: list[Campaign]) -> tuple[list, list]:
         job = dg.define_asset_job(
             f"{campaign.campaign_id}_campaign",
             selection=dg.AssetSelection.assets(audience, content_key(campaign), messages_key(campaign),
-                                               sends_key(campaign)),
+                                               sends_key(campaign), *ops_table_keys()),
             description=f"Rebuilds the audience of batch campaign {campaign.campaign_id} from the latest marts, "
             "gates it, writes and renders the campaign, then sends it.",
         )

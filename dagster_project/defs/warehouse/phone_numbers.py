@@ -3,6 +3,7 @@ identity resolution to match on."""
 
 import dagster as dg
 
+from dagster_project.defs.kinds import warehouse_kind
 from dagster_project.identity.phone_table import build_phone_numbers
 from dagster_project.resources import WarehouseResource
 
@@ -17,11 +18,13 @@ from dagster_project.resources import WarehouseResource
         "MAILROOM_PHONE_DEFAULT_REGION."
     ),
     owners=["team:analytics-engineering"],
-    kinds={"python", "sql"},
+    kinds={"python", warehouse_kind()},
     tags={"domain": "identity"},
 )
 def phone_numbers(warehouse: WarehouseResource) -> dg.MaterializeResult:
     outcome = build_phone_numbers(warehouse.warehouse(), warehouse.settings.phone_default_region)
     return dg.MaterializeResult(
-        metadata={"valid_spellings": outcome["valid"], "invalid_spellings": outcome["invalid"]}
+        metadata={"valid_spellings": outcome["valid"], "invalid_spellings": outcome["invalid"]},
+        # Rebuilt from the raw tables each run: the same spellings give the same table.
+        data_version=dg.DataVersion(f"valid-{outcome['valid']}-invalid-{outcome['invalid']}"),
     )

@@ -1,0 +1,90 @@
+"""The ops tables the campaigns write, as assets of their own, so the lineage reads campaign -> content
+-> messages -> sends -> ops/send_ledger -> engagement facts -> CRM write-back:
+
+    ops/campaign_messages      below every campaign's messages asset
+    ops/campaign_assignments   below every campaign's messages asset (the experiment units)
+    ops/send_ledger            below every campaign's sends asset
+
+Materializing one reports the table's state (rows by campaign and state); its data version is a
+fingerprint of that state, so a run that changed nothing leaves the models below it up to date.
+The roll-out asset also writes these tables (the remainder it renders, then hands over): it reads the
+experiment's results built from them, so that feedback edge is the one the graph leaves out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from dagster_project.defs.data_versions import fingerprint as fingerprint_of
+from dagster_project.defs.kinds import warehouse_kind
+from dagster_project.defs.personalization.campaign_assets import load_campaigns, messages_key, sends_key
+from dagster_project.personalization.campaigns import Campaign
+from dagster_project.resources import WarehouseResource
+
+OPS_GROUP = "activation"
+
+
+@dataclass(frozen=True)
+class OpsTable:
+    name: str
+    state_column: str  # what the rows per campaign are broken down by
+    fingerprint: str  # SQL aggregates that change whenever the table's content does
+    description: str
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(["ops", self.name])
+
+
+OPS_TABLES = (
+    OpsTable("campaign_messages", "variant_id", "count(*), max(rendered_at)",
+             "One rendered message per customer, campaign and run (subject, bodies, variant, segment, send time)."),
+    OpsTable("campaign_assignments", "phase", "count(*), count(arm), max(assigned_at)",
+             "Every eligible customer of a campaign run with their experiment arm and phase: the experiment units."),
+    OpsTable("send_ledger", "state", "count(*), max(planned_at), max(sending_at), max(finished_at)",
+             "Every message's hand-over, exactly once: planned -> sending -> accepted | failed | suppressed."),
+)
+
+
+def build_ops_table_asset(table: OpsTable, upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(key=table.key, deps=upstream, group_name=OPS_GROUP, owners=["team:data-platform"],
+              kinds={"table", warehouse_kind()}, description=f"ops.{table.name}: {table.description}")
+    def ops_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.warehouse().connect() as conn:
+            if not conn.table_exists("ops", table.name):
+                return dg.MaterializeResult(metadata={"dagster/row_count": 0},
+                                            data_version=dg.DataVersion("empty"))
+            state = conn.fetchall(f"SELECT {table.fingerprint} FROM ops.{table.name}")[0]
+            rows = conn.fetchall(f"SELECT campaign_id, coalesce({table.state_column}, '(none)'), count(*) "
+                                 f"FROM ops.{table.name} GROUP BY 1, 2 ORDER BY 1, 2")
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": int(state[0]), "rows_by_campaign": _rows_table(table, rows)},
+            data_version=fingerprint_of(state),
+        )
+
+    return ops_table
+
+
+def _rows_table(table: OpsTable, rows: list[tuple]) -> dg.MetadataValue:
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"campaign": campaign, table.state_column: str(state), "rows": f"{int(n):,}"})
+                 for campaign, state, n in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn("campaign"), dg.TableColumn(table.state_column),
+                                       dg.TableColumn("rows")]),
+    )
+
+
+def ops_table_upstream(table: OpsTable, campaigns: list[Campaign]) -> list[dg.AssetKey]:
+    step = sends_key if table.name == "send_ledger" else messages_key
+    return [step(campaign) for campaign in campaigns]
+
+
+def ops_table_keys() -> list[dg.AssetKey]:
+    return [table.key for table in OPS_TABLES]
+
+
+@dg.definitions
+def ops_tables() -> dg.Definitions:
+    campaigns = load_campaigns()
+    return dg.Definitions(assets=[build_ops_table_asset(t, ops_table_upstream(t, campaigns)) for t in OPS_TABLES])
