@@ -8,6 +8,7 @@ SCALE ?= 100000
 SEED ?= 7
 UNITS ?= 10000000
 CUSTOMERS ?= 2000
+VERBOSE ?=
 PYTEST_ARGS ?=
 
 INSTALLED := $(VENV)/.installed
@@ -39,20 +40,24 @@ $(MANIFEST): $(INSTALLED) $(shell find dbt -name '*.sql' -o -name '*.yml' | grep
 	cd $(CURDIR) && $(BIN)/dagster-dbt project prepare-and-package --file dagster_project/dbt_project.py
 	@touch $@
 
-# Instance settings (freshness policies on) live in dagster.yaml; copied so a user's own edits win.
+# Instance settings (freshness policies on) live in config/dagster.yaml, copied once so a user's own
+# edits win. (Not at the repository root: Dagster would warn that a dagster.yaml there is not used.)
 INSTANCE := $(DAGSTER_HOME)/dagster.yaml
-$(INSTANCE): dagster.yaml
+$(INSTANCE): config/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	test -f $@ || cp dagster.yaml $@
+	test -f $@ || cp config/dagster.yaml $@
 
+# VERBOSE=1 prints Dagster's and dbt's logs in the terminal instead of data/logs/demo-*.log.
 demo: prepare $(INSTANCE)
-	$(BIN)/python -m dagster_project.demo --customers $(CUSTOMERS)
+	$(BIN)/python -m dagster_project.demo --customers $(CUSTOMERS) $(if $(VERBOSE),--verbose)
 
 test: prepare
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# `dagster dev` warns that `dg dev` supersedes it; `dg` needs a dg project layout Mailroom does not use
+# (workspace.yaml instead), so that warning is silenced here and only here.
 dev: prepare $(INSTANCE)
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/python -W 'ignore:Function `dev_command` is superseded' -m dagster dev -w workspace.yaml
 
 # The SendGrid Event Webhook and one-click unsubscribe receiver (MAILROOM_RECEIVER_HOST/PORT, default 127.0.0.1:8025).
 receiver: $(INSTALLED)
@@ -71,7 +76,7 @@ bench-experiments: prepare
 	$(BIN)/python -m benchmarks.experiment_warehouse --rows $(UNITS)
 
 clean-data:
-	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs data/outbox data/crm.sqlite
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs data/outbox data/crm.sqlite data/previews data/logs
 
 clean: clean-data
 	rm -rf $(VENV) dbt/target dbt/logs .dagster_home .pytest_cache

@@ -1,7 +1,8 @@
 """`make demo`: generate the sample data set, run the whole pipeline on the embedded warehouse, and
-print what was built.
+tell what happened, one line per stage. Dagster's and dbt's own logs go to a file (`--verbose` shows
+them here instead). The runs belong to the `mailroom` code location, so `make dev` shows them.
 
-    python -m dagster_project.demo [--customers 2000] [--seed 42] [--as-of YYYY-MM-DD]
+    python -m dagster_project.demo [--customers 2000] [--seed 42] [--as-of YYYY-MM-DD] [--verbose]
 """
 
 from __future__ import annotations
@@ -11,18 +12,17 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 
-from dagster_project.pipeline import (
-    quarantine_reasons,
-    run_batch_campaigns,
-    run_pipeline,
-    step_seconds,
-    warehouse_table_rows,
-)
+from dagster_project.code_location_runs import CodeLocationRuns
+from dagster_project.demo_story import print_gates, print_run
+from dagster_project.pipeline import PIPELINE_JOB, quarantine_reasons, warehouse_table_rows
 from dagster_project.settings import ActivationSettings, Settings, load_activation_settings, load_settings
 from dagster_project.warehouse import Warehouse
 
@@ -61,51 +61,6 @@ def prepare_sample_data(settings: Settings, customers: int, seed: int, as_of: da
     )
 
 
-def print_stages_and_gates(instance: dg.DagsterInstance, runs) -> None:
-    checks = [check for run in runs for check in run.get_asset_check_evaluations()]
-    check_steps = {f"{c.asset_key.to_python_identifier()}_{c.check_name}" for c in checks}
-    stages = {step: seconds for run in runs for step, seconds in step_seconds(instance, run.run_id).items()}
-    print("\nSeconds per stage:")
-    for step, seconds in stages.items():
-        if step not in check_steps:
-            print(f"  {step:<40} {seconds:8.2f}")
-    print(f"  {f'quality gates ({len(checks)} checks)':<40} {sum(stages.get(s, 0.0) for s in check_steps):8.2f}")
-    print("\nQuality gates:")
-    for check in checks:
-        verdict = "passed" if check.passed else ("BLOCKED" if check.severity == dg.AssetCheckSeverity.ERROR else "warning")
-        print(f"  {check.asset_key.to_user_string() + ' ' + check.check_name:<48} {verdict:<8} {check.description or ''}")
-
-
-def print_campaigns(runs) -> None:
-    """One line per campaign asset: content written, messages rendered, holdout, suppressed."""
-    lines = []
-    for run in runs:
-        for event in run.get_asset_materialization_events():
-            key, metadata = event.asset_key, event.materialization.metadata
-            if key.path[0] != "campaigns":
-                continue
-            value = {name: item.value for name, item in metadata.items()}
-            if key.path[-1] == "content":
-                lines.append(f"  {key.path[1]:<18} content   {value['content_units']:>6,} units "
-                             f"({value['llm_written']:,} by the LLM, ${value['llm_cost_usd']:.4f}), "
-                             f"{value['review_queue_size']:,} to review")
-            elif key.path[-1] == "sends":
-                destinations = ", ".join(f"{n:,} to {name}" for name, n in value["by_destination"].items())
-                lines.append(f"  {key.path[1]:<18} sends     {value['handed_over']:>6,} handed over "
-                             f"({destinations or 'none'}), "
-                             f"{value['suppressed']:,} suppressed at send, {value['not_due_yet']:,} not due yet, "
-                             f"{value['failed']:,} failed")
-            elif key.path[-1] == "messages":
-                waiting = value.get("remainder_awaiting_winner", 0)
-                lines.append(f"  {key.path[1]:<18} messages  {value['messages_rendered']:>6,} rendered, "
-                             f"{value['holdout_size']:,} holdout, {value['suppressed']:,} suppressed"
-                             f"{f', {waiting:,} waiting for the test winner' if waiting else ''} "
-                             f"(run {value['run_key']})")
-    if lines:
-        print("\nCampaigns (previews in the UI: make dev, asset campaigns/<id>/content):")
-        print("\n".join(lines))
-
-
 def print_outbox(activation: ActivationSettings) -> None:
     if "outbox" not in activation.destinations or not activation.outbox_dir.is_dir():
         return
@@ -115,36 +70,70 @@ def print_outbox(activation: ActivationSettings) -> None:
         print(f"  {folder.name:<18} {sum(1 for path in files if path.parent == folder):>6,}")
 
 
-def close_the_loop(instance: dg.DagsterInstance, settings: Settings):
-    """The provider's answer to what was sent (deliveries, opens, clicks, bounces, unsubscribes) lands
-    as webhook events; the daily pipeline then ingests them, rebuilds features and suppressions, and
-    writes the changes back to the CRM."""
-    from dagster_project.sample_data.engagement import simulate_engagement
+class DemoRuns:
+    """Runs jobs of the code location one after another, each run's Dagster and dbt output sent to
+    the log file (unless verbose), and tells each run's story in the terminal."""
 
-    events = simulate_engagement(Warehouse(settings), settings.landing_dir)
+    def __init__(self, runs: CodeLocationRuns, log: TextIO | None):
+        self.runs, self.log, self.finished = runs, log, []
+
+    def run(self, title: str, job_name: str, asset_selection=None, steps: bool = True):
+        with output_to(self.log):
+            result = self.runs.run(job_name, asset_selection)
+        self.finished.append(result)
+        print_run(self.runs.instance, title, result, steps)
+        return result
+
+
+@contextmanager
+def output_to(log: TextIO | None) -> Iterator[None]:
+    """Send this process's stdout and stderr, and its subprocesses' (dbt), to `log` for a while."""
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds, saved_streams = (os.dup(1), os.dup(2)), (sys.stdout, sys.stderr)
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = log
+        yield
+    finally:
+        log.flush()
+        sys.stdout, sys.stderr = saved_streams
+        for fd, saved in zip((1, 2), saved_fds):
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def close_the_loop(demo: DemoRuns, settings: Settings):
+    """The provider's answer to what was sent (deliveries, opens, clicks, bounces, unsubscribes) lands
+    as webhook events, and some clicks lead to purchases; the daily pipeline then ingests them, rebuilds
+    features, suppressions and conversions, and writes the changes back to the CRM."""
+    from dagster_project.sample_data.engagement import after_every_delivery, simulate_engagement
+
+    warehouse = Warehouse(settings)
+    events = simulate_engagement(warehouse, settings.landing_dir, latest=after_every_delivery(warehouse))
     if events is None:
         print("\nEngagement: no new sends to simulate provider events for")
         return None
-    print(f"\nEngagement: provider events for the sent messages in {events.relative_to(settings.data_dir)}; "
-          "running the daily pipeline again to take them in")
-    loop = run_pipeline(instance)
+    print(f"\nEngagement: provider events for the sent messages in {events.relative_to(settings.data_dir)}")
+    loop = demo.run("Daily pipeline again, taking the engagement in", PIPELINE_JOB)
     with Warehouse(settings).connect() as conn:
         facts = {table: int(conn.scalar(f"SELECT count(*) FROM marts.{table}")) for table in (
             "fct_email_sends", "fct_email_deliveries", "fct_email_opens", "fct_email_clicks", "fct_email_bounces",
             "fct_email_unsubscribes", "fct_email_conversions")}
+        revenue = conn.scalar("SELECT coalesce(sum(revenue), 0) FROM marts.fct_email_conversions")
         reasons = conn.fetchall("SELECT ineligible_reason, count(*) FROM marts.send_eligibility "
                                 "WHERE NOT is_eligible GROUP BY 1 ORDER BY 2 DESC")
-    print("  " + ", ".join(f"{table.removeprefix('fct_email_')} {n:,}" for table, n in facts.items()))
+    print("  engagement facts: " + ", ".join(f"{table.removeprefix('fct_email_')} {n:,}" for table, n in facts.items())
+          + f" (revenue {float(revenue or 0):,.2f})")
     print("  suppressed now: " + ", ".join(f"{reason} {n:,}" for reason, n in reasons))
-    for event in loop.get_asset_materialization_events():
-        if event.asset_key == dg.AssetKey(["crm", "contacts"]):
-            value = {name: item.value for name, item in event.materialization.metadata.items()}
-            print(f"  CRM ({value['destination']}): {value['rows_acknowledged']:,} contacts written, "
-                  f"{value['rows_unchanged']:,} unchanged, {value['rows_rejected']:,} refused")
     return loop
 
 
-def roll_out_experiments(instance: dg.DagsterInstance, settings: Settings) -> list:
+def roll_out_experiments(demo: DemoRuns, settings: Settings) -> list:
     """The readout of each campaign, then each roll-out experiment's look: the loop has just taken in
     the test's engagement, so the roll-out job runs its own readout, decision, remainder and sends."""
     from dagster_project.defs.personalization.campaign_assets import (
@@ -155,10 +144,9 @@ def roll_out_experiments(instance: dg.DagsterInstance, settings: Settings) -> li
     )
     from dagster_project.experiments.spec import primary_metric
     from dagster_project.experiments.warehouse_readout import campaign_readouts
-    from dagster_project.pipeline import load_definitions
 
     campaigns = load_campaigns()
-    print("\nExperiments (full tables on campaigns/<id>/readout in the UI):")
+    print("\nExperiments (full tables on each campaign's readout asset in the UI):")
     with Warehouse(settings).connect() as conn:
         for campaign in campaigns:
             metric = primary_metric(campaign.experiment)
@@ -167,27 +155,9 @@ def roll_out_experiments(instance: dg.DagsterInstance, settings: Settings) -> li
             for title, readout in (("variants", readouts.primary), ("vs holdout", readouts.holdout)):
                 for line in _readout_lines(readout, metric if title == "variants" else "converted"):
                     print(f"    {title:<11} {line}")
-    runs = []
-    definitions = load_definitions()
-    for campaign in campaigns:
-        if not (campaign.experiment and campaign.experiment.rolls_out):
-            continue
-        run = definitions.resolve_job_def(f"{campaign.campaign_id}_rollout").execute_in_process(
-            instance=instance, raise_on_error=False,
-            asset_selection=[readout_key(campaign), rollout_key(campaign), sends_key(campaign)])
-        runs.append(run)
-        for event in run.get_asset_materialization_events():
-            if event.asset_key == rollout_key(campaign):
-                value = {name: item.value for name, item in event.materialization.metadata.items()}
-                print(f"  {campaign.campaign_id} roll-out: {value['runs_decided_now']:,} run(s) decided now, "
-                      f"{value['runs_waiting']:,} waiting, {value['remainder_rendered']:,} remainder messages rendered")
-                for line in value["looks"].splitlines()[2:]:
-                    print("    " + line.strip("| ").replace(" | ", " · "))
-            elif event.asset_key == sends_key(campaign):
-                value = {name: item.value for name, item in event.materialization.metadata.items()}
-                print(f"  {campaign.campaign_id} remainder sends: {value['handed_over']:,} handed over now, "
-                      f"{value['not_due_yet']:,} due later at each customer's best hour (job deliver_due_messages)")
-    return runs
+    return [demo.run(f"Roll-out of {campaign.campaign_id}'s winner", f"{campaign.campaign_id}_rollout",
+                     [readout_key(campaign), rollout_key(campaign), sends_key(campaign)])
+            for campaign in campaigns if campaign.experiment and campaign.experiment.rolls_out]
 
 
 def _readout_lines(readout, metric: str) -> list[str]:
@@ -226,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--as-of", type=date.fromisoformat, default=None,
                         help="last day of the sample's history (default: today for a new sample)")
+    parser.add_argument("--verbose", action="store_true", help="print Dagster's and dbt's logs here, not to a file")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -240,33 +211,94 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["MAILROOM_AS_OF"] = sample_day
             print(f"  time rules evaluated as of {sample_day}, the sample's last day")
 
-    instance = _instance()
-    result = run_pipeline(instance)
-    print(f"\nPipeline run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
-    campaign_runs = run_batch_campaigns(instance) if result.success else []
-    print_stages_and_gates(instance, [result, *campaign_runs])
-    print_campaigns([result, *campaign_runs])
+    log_path = settings.data_dir / "logs" / f"demo-{datetime.now():%Y%m%d-%H%M%S}.log"
+    if not args.verbose:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"  Dagster's and dbt's logs: {log_path} (--verbose prints them here)")
+    with (open(log_path, "a", encoding="utf-8") if not args.verbose else _no_log()) as log:
+        instance = _instance()
+        with output_to(log):
+            location = CodeLocationRuns(instance).__enter__()
+        try:
+            return _tell_the_story(DemoRuns(location, log), settings)
+        finally:
+            location.__exit__(None, None, None)
+
+
+def _innermost_error(error) -> str:
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else "see the log file"
+
+
+@contextmanager
+def _no_log() -> Iterator[None]:
+    yield None
+
+
+def _tell_the_story(demo: DemoRuns, settings: Settings) -> int:
+    from dagster_project.defs.personalization.campaign_assets import batch_campaign_jobs, load_campaigns
+
+    daily = demo.run("Daily pipeline: ingest, identity, marts, gates, triggered campaigns, CRM write-back",
+                     PIPELINE_JOB)
+    batch_jobs, _ = batch_campaign_jobs(load_campaigns())
+    campaigns = [demo.run(f"Batch campaign {job.name.removesuffix('_campaign')}", job.name)
+                 for job in batch_jobs] if daily.success else []
+    print_gates([daily, *campaigns])
     print_outbox(load_activation_settings())
-    loop = close_the_loop(instance, settings) if result.success and all(r.success for r in campaign_runs) else None
-    rollouts = roll_out_experiments(instance, settings) if loop is not None and loop.success else []
-    runs = [result, *campaign_runs, *([loop] if loop else []), *rollouts]
-    print("\nTables built (rows):")
-    for table, rows in warehouse_table_rows(settings).items():
-        print(f"  {table:<40} {rows:>10,}")
-    reasons = quarantine_reasons(settings)
-    if reasons:
-        print("\nQuarantined rows (kept in raw.quarantine with their reason):")
-        for source, kind, rows in reasons:
-            print(f"  {source:<8} {kind:<32} {rows:>8,}")
-    failed = [run for run in runs if not run.success]
+    ok = daily.success and all(run.success for run in campaigns)
+    loop = close_the_loop(demo, settings) if ok else None
+    if loop is not None and loop.success:
+        rollouts = roll_out_experiments(demo, settings)
+        if all(run.success for run in rollouts):
+            bring_up_to_date(demo, batch_jobs, rollouts)
+    print_warehouse(settings, demo.log)
+    failed = [run for run in demo.finished if not run.success]
     for run in failed:
         for event in run.all_events:
-            if event.is_failure:
-                print(f"\n{event.step_key}: {event.message}", file=sys.stderr)
+            if event.is_step_failure:
+                print(f"\n{event.step_key} failed: {_innermost_error(event.step_failure_data.error)}", file=sys.stderr)
     if failed:
         return 1
-    print("\nNext: `make dev` and open http://127.0.0.1:3000 to see the lineage and this run.")
+    print(f"""
+Next: `make dev`, then open http://127.0.0.1:3000
+  Runs           the {len(demo.finished)} runs above, on the Overview timeline and under Runs
+  Lineage        Assets > View lineage: ingest -> warehouse -> gates -> campaigns -> sends -> engagement -> CRM
+  A campaign     Assets > campaigns > weekly_picks: content previews, messages, sends, readout and performance
+  Email previews {settings.data_dir / 'previews'} (one HTML file per campaign, segment and variant)""")
     return 0
+
+
+def bring_up_to_date(demo: DemoRuns, batch_jobs, rollouts) -> None:
+    """The engagement loop rebuilt the marts below the campaigns after they ran, and the roll-out sent
+    more: run each once more, in the order the data flows, so the UI shows a finished demo rather than
+    assets waiting for their upstream. Nothing new is sent: each run's messages exist already."""
+    print("\nBringing every asset up to date (nothing new is sent):")
+    for job in batch_jobs:
+        demo.run(f"  batch campaign {job.name.removesuffix('_campaign')} again", job.name, steps=False)
+    demo.run("  daily pipeline again, taking in the roll-out's sends", PIPELINE_JOB, steps=False)
+    for run in rollouts:
+        demo.run(f"  {run.dagster_run.job_name} again", run.dagster_run.job_name, run.dagster_run.asset_selection,
+                 steps=False)
+    unsynced = demo.runs.unsynced_assets()
+    print("  every asset is up to date" if not unsynced else
+          "  still waiting for upstream data: " + ", ".join(key.to_user_string() for key in unsynced))
+
+
+def print_warehouse(settings: Settings, log: TextIO | None) -> None:
+    rows = warehouse_table_rows(settings)
+    if log is not None:
+        log.write("\nTables (rows):\n" + "".join(f"  {table:<40} {n:>10,}\n" for table, n in rows.items()))
+    key_tables = ("raw.cdp_events", "marts.dim_customers", "marts.send_eligibility", "ops.campaign_messages",
+                  "ops.send_ledger")
+    print(f"\nWarehouse: {len(rows):,} tables" + (" (each one's rows are in the log file)" if log else ""))
+    for table in key_tables:
+        if table in rows:
+            print(f"  {table:<40} {rows[table]:>10,} rows")
+    reasons = quarantine_reasons(settings)
+    if reasons:
+        print("  quarantined (kept in raw.quarantine with their reason): "
+              + ", ".join(f"{source} {kind} {n:,}" for source, kind, n in reasons))
 
 
 if __name__ == "__main__":
