@@ -55,14 +55,14 @@ def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(tmp_path, mon
     assert re.search(r"dbt tests \(\d+\) +[1-9]\d* passed", out), out
     # Both campaigns are written offline by the rule-based writer and rendered.
     for campaign in ("weekly_picks", "cart_abandonment"):
-        assert re.search(rf"{campaign}/content +[\d.]+ s  [1-9][\d,]* content units \(0 by the LLM, \$0.0000\)", out), out
-        assert re.search(rf"{campaign}/messages +[\d.]+ s  [1-9][\d,]* rendered", out), out
+        assert re.search(rf"{campaign}_content +[\d.]+ s  [1-9][\d,]* content units \(0 by the LLM, \$0.0000\)", out), out
+        assert re.search(rf"{campaign}_messages +[\d.]+ s  [1-9][\d,]* rendered", out), out
         # A readout per campaign after the engagement loop.
         assert re.search(rf"  {campaign} run 2026-11-01\n    variants    units a \d+, b \d+; SRM p=", out), out
     assert "quarantined (kept in raw.quarantine" in out and "raw.cdp_events" in out
     # The weekly campaign's roll-out looked: on 120 customers its arms stay below the minimum units,
     # and the deadline (two days after the sample's day) has passed, so the remainder gets the control.
-    assert re.search(r"weekly_picks/rollout +[\d.]+ s  1 run\(s\) decided now, 0 waiting, [1-9]\d* remainder", out), out
+    assert re.search(r"weekly_picks_rollout +[\d.]+ s  1 run\(s\) decided now, 0 waiting, [1-9]\d* remainder", out), out
 
     # The runs belong to the code location `make dev` loads, as if launched from its UI.
     runs = dg.DagsterInstance.get().get_runs()

@@ -98,9 +98,15 @@ def run_with_downstream_probe() -> tuple[dg.ExecuteInProcessResult, list]:
     def campaign_probe() -> None:
         ran.append(True)
 
+    from dagster_project.defs.activation.ops_assets import ops_table_keys
+    from dagster_project.defs.personalization.campaign_assets import batch_campaign_assets, load_campaigns
+
+    # The daily job's assets (not the ops tables' or batch campaigns') and the probe.
+    selection = (dg.AssetSelection.all() - batch_campaign_assets(load_campaigns())
+                 - dg.AssetSelection.assets(*ops_table_keys()))
     defs = dg.Definitions.merge(
         load_definitions(),
-        dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", dg.AssetSelection.all())]),
+        dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", selection)]),
     )
     result = defs.resolve_job_def("with_probe").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False

@@ -48,7 +48,10 @@ class MailroomDbtTranslator(DagsterDbtTranslator):
     ),
 )
 def mailroom_dbt_models(context: dg.AssetExecutionContext, dbt: MailroomDbtResource, warehouse: WarehouseResource):
-    invocation = dbt.cli(["build"], context=context)
+    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
     # Collected first: the row counts are taken once dbt has let go of the warehouse (see row_counts).
+    # A failed build still reports what it built and every test result (failing ones block), then fails.
     events = list(invocation.stream())
     yield from with_row_counts(events, invocation.manifest, warehouse.warehouse())
+    if not invocation.is_successful():
+        raise invocation.get_error()
