@@ -112,7 +112,7 @@ def messages_metadata(report: MessagesReport) -> dict:
         ),
         "messages_by_variant": dg.MetadataValue.md(_by_variant(report)),
         "new_variant_assignments": dg.MetadataValue.int(report.new_assignments),
-        # A roll-out experiment: the remainder waits for the readout's winner (campaigns/<id>/rollout).
+        # A roll-out experiment: the remainder waits for the readout's winner (campaigns/<id>/<id>_rollout).
         "remainder_awaiting_winner": dg.MetadataValue.int(report.awaiting_winner),
         "experiment_winner": dg.MetadataValue.text(report.winner or "not decided"),
         **({"next_deadline": dg.MetadataValue.timestamp(report.decide_by.replace(tzinfo=timezone.utc))}
