@@ -7,6 +7,7 @@ numbers the UI can show."""
 from __future__ import annotations
 
 import re
+import stat
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime
@@ -62,9 +63,12 @@ def test_a_preview_per_segment_and_variant_is_a_real_customers_message(campaigne
     for row in sorted(messages, key=lambda r: r[2]):
         first.setdefault((row[0], row[1]), row)
 
-    previews = write_campaign_previews(warehouse, "weekly_picks", run_key, settings.previews_dir)
+    audience = "marts.campaign_weekly_picks"  # the campaign's audience model
+    previews = write_campaign_previews(warehouse, "weekly_picks", run_key, settings.previews_dir, audience)
 
     folder = settings.previews_dir / "weekly_picks"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()} == {0o600}  # a person's message
     assert len(first) > 2 and {(p.segment_key, p.variant_id) for p in previews} == set(first)
     assert len({p.html_path for p in previews}) == len(previews)  # no two pairs share a file
     for preview in previews:
@@ -78,6 +82,10 @@ def test_a_preview_per_segment_and_variant_is_a_real_customers_message(campaigne
         assert UNSUBSCRIBE_TOKEN.sub("", shown) == UNSUBSCRIBE_TOKEN.sub("", html)
         assert preview.text_path.read_text(encoding="utf-8") == disarm_unsubscribe(text) and preview.text == text
         assert (preview.subject, preview.preheader) == (subject.strip(), preheader.strip())
+        # Kept for good in Dagster's metadata, the text names neither the recipient nor their address.
+        [first_name] = [value for label, value in preview.personal if label == "first name"]
+        assert f"Hi {first_name}" in text and first_name not in preview.redacted_text()
+        assert "Hi [first name]" in preview.redacted_text()
     index = (folder / INDEX).read_text(encoding="utf-8")
     for preview in previews:
         assert f'href="{preview.html_path.name}"' in index and f'href="{preview.text_path.name}"' in index
@@ -89,7 +97,7 @@ def test_a_preview_per_segment_and_variant_is_a_real_customers_message(campaigne
     assert "***@" in index
 
     before = snapshot(folder)
-    assert write_campaign_previews(warehouse, "weekly_picks", run_key, settings.previews_dir) == previews
+    assert write_campaign_previews(warehouse, "weekly_picks", run_key, settings.previews_dir, audience) == previews
     assert snapshot(folder) == before  # same bytes, and not even rewritten
 
 
@@ -179,7 +187,8 @@ def test_the_receivers_address_is_the_unsubscribe_links_origin(unsubscribe_url, 
 def sample_previews(tmp_path, count: int, text: str = "Hi Ada,\n\n| a ``` fence |\nUnsubscribe: "
                     "http://127.0.0.1:8025/unsubscribe?token=AbC_d-1") -> list[Preview]:
     return [Preview("weekly_picks", f"active:cat{i}", "b", f"Picks *{i}* | for [you](http://x)", "pre",
-                    tmp_path / "weekly_picks" / f"active-cat{i}-0123456789__b.html", text * (1 + i % 3), f"c{i}")
+                    tmp_path / "weekly_picks" / f"active-cat{i}-0123456789__b.html", text * (1 + i % 3), f"c{i}",
+                    (("first name", "Ada"), ("address", "ada@example.com")))
             for i in range(count)]
 
 
@@ -194,6 +203,7 @@ def test_previews_metadata_links_every_preview_and_keeps_the_text_to_a_few_kb(tm
     text = metadata["preview_text"].value
     assert len(text) < PREVIEW_TEXT_CHARS + 500 and "more of 40 not shown" in text
     assert "AbC_d-1" not in text and "token=preview-token-left-out" in text  # the sample recipient's token
+    assert "Hi Ada," not in text and "Hi [first name]," in text
     assert "````text\n" in text  # a fence longer than the text's own
     without = previews_metadata(previews[:2])
     assert "preview_url" not in without and "http://127.0.0.1:8025/preview" not in without["previews"].value

@@ -12,7 +12,9 @@ File names come from the keys, which are data: `safe_name` keeps them to [a-z0-9
 the key when it had to change one, so two keys never share a file). Files are replaced atomically
 and only when their bytes change, so re-running a run leaves the folder as it was; previews of
 (segment, variant) pairs no longer in the run are removed. The index shows the recipient's customer
-id and a masked address, never the address. The receiver serves the folder read-only at /preview/.
+id and a masked address, never the address. The files are readable by their owner only (0600, in
+0700 folders): a preview is a real person's message. The receiver serves the folder read-only at
+/preview/ to this machine, when it listens on a loopback address or is told to (see the receiver).
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ class Preview:
     html_path: Path  # the .txt with the text version lies beside it
     text: str  # the text body, as sent
     customer_id: str  # the sample recipient (whose merge fields fill the message)
+    # The recipient's own values in the message (first name, address): the files keep them, anything
+    # kept for good elsewhere (Dagster's metadata) shows placeholders instead (see redacted_text).
+    personal: tuple[tuple[str, str], ...] = ()
+
+    def redacted_text(self) -> str:
+        text = self.text
+        for label, value in self.personal:
+            if len(value.strip()) >= 2:
+                text = re.sub(rf"(?<!\w){re.escape(value.strip())}(?!\w)", f"[{label}]", text)
+        return text
 
     @property
     def text_path(self) -> Path:
@@ -94,19 +106,25 @@ def receiver_base_url(unsubscribe_url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def write_campaign_previews(warehouse: Warehouse, campaign_id: str, run_key: str, previews_dir: Path) -> list[Preview]:
+def write_campaign_previews(warehouse: Warehouse, campaign_id: str, run_key: str, previews_dir: Path,
+                            audience_relation: str | None = None) -> list[Preview]:
     """Write the previews of run `run_key` of `campaign_id` (see the module docstring); returns one
     Preview per (segment, variant) of the run, sorted by segment and variant. A run without messages
-    gets an index saying so and no previews."""
+    gets an index saying so and no previews. `audience_relation` (the campaign's audience model) gives
+    each sample recipient's first name, so Preview.redacted_text can leave it out."""
     rows = _sample_messages(warehouse, campaign_id, run_key)
+    first_names = _first_names(warehouse, audience_relation, sorted({row[2] for row in rows}))
     folder = campaign_previews_dir(previews_dir, campaign_id)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
     previews, recipients, kept = [], {}, {INDEX}
     for segment_key, variant_id, customer_id, to_email, subject, preheader, html, text in rows:
         segment_key, variant_id = segment_key or "", variant_id or ""
         html_path = folder / f"{preview_stem(segment_key, variant_id)}.html"
+        personal = tuple((label, value) for label, value in
+                         (("first name", first_names.get(customer_id) or ""), ("address", to_email or "")) if value)
         preview = Preview(campaign_id, segment_key, variant_id, _stored(subject), _stored(preheader), html_path,
-                          text or "", customer_id)
+                          text or "", customer_id, personal)
         _write_if_changed(html_path, disarm_unsubscribe(html or "").encode("utf-8"))
         _write_if_changed(preview.text_path, disarm_unsubscribe(preview.text).encode("utf-8"))
         kept |= {html_path.name, preview.text_path.name}
@@ -140,6 +158,15 @@ def _sample_messages(warehouse: Warehouse, campaign_id: str, run_key: str) -> li
         )
 
 
+def _first_names(warehouse: Warehouse, relation: str | None, customer_ids: list[str]) -> dict[str, str]:
+    if not relation or not customer_ids:
+        return {}
+    marks = ", ".join("?" for _ in customer_ids)
+    with warehouse.connect() as conn:
+        return {customer_id: first_name or "" for customer_id, first_name in conn.fetchall(
+            f"select customer_id, first_name from {relation} where customer_id in ({marks})", customer_ids)}
+
+
 def _stored(value: str | None) -> str:
     # bulk_insert stores an empty string as one space (an empty CSV field would read back as NULL)
     return (value or "").strip()
@@ -159,7 +186,7 @@ def _write_if_changed(path: Path, content: bytes) -> None:
             out.write(content)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, 0o600)  # one person's message: the owner's eyes only
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

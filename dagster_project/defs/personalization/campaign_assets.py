@@ -107,7 +107,8 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
             f"{campaign.campaign_id} run {report.run_key}: {report.rendered:,} rendered, {report.holdout:,} holdout, "
             f"{sum(report.suppressed.values()):,} suppressed"
         )
-        previews = write_campaign_previews(store, campaign.campaign_id, report.run_key, warehouse.settings.previews_dir)
+        previews = write_campaign_previews(store, campaign.campaign_id, report.run_key, warehouse.settings.previews_dir,
+                                           audience_relation=campaign.relation)
         return dg.MaterializeResult(
             metadata={**messages_metadata(report),
                       **previews_metadata(previews, base_url=receiver_base_url(personalization.unsubscribe_url))},

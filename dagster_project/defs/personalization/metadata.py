@@ -176,12 +176,12 @@ def previews_metadata(previews: Sequence[Preview], base_url: str | None = None) 
 
 
 def _preview_texts(previews: Sequence[Preview]) -> str:
-    """Each (segment, variant)'s text version, until PREVIEW_TEXT_CHARS; the sample recipient's
-    unsubscribe token is left out (the UI keeps metadata for good, and the token is a key to their
-    subscription)."""
+    """Each (segment, variant)'s text version, until PREVIEW_TEXT_CHARS. The UI keeps metadata for
+    good, so the sample recipient's first name and address show as placeholders and their unsubscribe
+    token (a key to their subscription) is left out."""
     parts, used = [], 0
     for shown, p in enumerate(previews):
-        text = disarm_unsubscribe(p.text.strip())
+        text = disarm_unsubscribe(p.redacted_text().strip())
         if len(text) > PREVIEW_TEXT_CHARS_EACH:
             text = (text[:PREVIEW_TEXT_CHARS_EACH].rstrip()
                     + f"\n[... cut here; the whole text is in {p.text_path.name}]")
