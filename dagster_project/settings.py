@@ -516,6 +516,16 @@ class ReceiverSettings:
     # A repeated opt-out for the same campaign and address within this window writes nothing new (double
     # clicks, mail scanners). A later one is written again: the person may have re-subscribed meanwhile.
     opt_out_repeat_window_seconds: float = 3600.0
+    # Serve the campaign previews at /preview/ (to clients on this machine only). None: serve them when
+    # the receiver listens on a loopback address, as on a laptop; a receiver that faces the internet,
+    # or a proxy on its host, serves them only with MAILROOM_RECEIVER_PREVIEWS=on.
+    serve_previews: bool | None = None
+
+    @property
+    def previews_served(self) -> bool:
+        if self.serve_previews is not None:
+            return self.serve_previews
+        return self.host in ("localhost", "127.0.0.1", "::1") or self.host.startswith("127.")
 
 
 def load_receiver_settings(environ: dict[str, str] | None = None) -> ReceiverSettings:
@@ -530,7 +540,20 @@ def load_receiver_settings(environ: dict[str, str] | None = None) -> ReceiverSet
         max_age_seconds=_number(env, "MAILROOM_WEBHOOK_MAX_AGE_SECONDS", ReceiverSettings.max_age_seconds),
         max_concurrent_requests=max(1, int(_number(env, "MAILROOM_RECEIVER_MAX_CONCURRENT_REQUESTS",
                                                    ReceiverSettings.max_concurrent_requests))),
+        serve_previews=_on_off(env, "MAILROOM_RECEIVER_PREVIEWS"),
     )
+
+
+def _on_off(env, name: str) -> bool | None:
+    """An on/off switch: None when unset (the default applies)."""
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return None
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise SettingsError(f"{name}={env.get(name)!r} is not a switch; use on or off")
 
 
 SYNC_DESTINATIONS = ("database", "hubspot")

@@ -38,7 +38,7 @@ from dagster_project.ingest.loader import ingest_source
 from dagster_project.ingest.sources import SOURCES
 from dagster_project.ingest.values import Clock, Rejected
 from dagster_project.personalization.render import sign_unsubscribe_token
-from dagster_project.settings import ReceiverSettings, Settings, SettingsError
+from dagster_project.settings import ReceiverSettings, Settings, SettingsError, load_receiver_settings
 from dagster_project.warehouse import Warehouse
 from reverse_etl.receiver import create_app
 
@@ -699,10 +699,29 @@ def test_previews_are_served_to_this_machine_only():
 
     from reverse_etl.receiver.previews import from_this_machine
 
-    def request(host):
-        return Request({"type": "http", "method": "GET", "path": "/preview/", "headers": [],
+    def request(host, headers=()):
+        return Request({"type": "http", "method": "GET", "path": "/preview/", "headers": list(headers),
                         "client": (host, 40000) if host else None})
 
     assert from_this_machine(request("127.0.0.1")) and from_this_machine(request("::1"))
     for outside in ("203.0.113.9", "10.0.0.5", "testclient", "", None):
         assert not from_this_machine(request(outside)), outside
+    # A proxy on this host relays requests from elsewhere: whatever it says about them, they are not local.
+    for header in (b"x-forwarded-for", b"forwarded", b"x-real-ip"):
+        assert not from_this_machine(request("127.0.0.1", [(header, b"127.0.0.1")])), header
+
+
+def test_previews_are_served_only_by_a_loopback_receiver_unless_switched_on(local_settings):
+    write_previews(local_settings)
+    facing_out = load_receiver_settings({"MAILROOM_RECEIVER_HOST": "0.0.0.0"})
+    assert not facing_out.previews_served
+    with serving(local_settings, facing_out) as url:
+        assert request(f"{url}/preview/weekly_picks/index.html")[0] == 404
+        assert request(f"{url}/healthz")[0] == 200
+    switched_on = load_receiver_settings({"MAILROOM_RECEIVER_HOST": "0.0.0.0", "MAILROOM_RECEIVER_PREVIEWS": "on"})
+    with serving(local_settings, switched_on) as url:
+        assert request(f"{url}/preview/weekly_picks/index.html")[0] == 200
+    assert load_receiver_settings({}).previews_served  # 127.0.0.1, a laptop
+    assert not load_receiver_settings({"MAILROOM_RECEIVER_PREVIEWS": "off"}).previews_served
+    with pytest.raises(SettingsError, match="MAILROOM_RECEIVER_PREVIEWS='maybe' is not a switch; use on or off"):
+        load_receiver_settings({"MAILROOM_RECEIVER_PREVIEWS": "maybe"})

@@ -3,7 +3,8 @@
 Configuration comes from the environment through dagster_project.settings: MAILROOM_RECEIVER_HOST /
 MAILROOM_RECEIVER_PORT (127.0.0.1:8025), MAILROOM_SENDGRID_WEBHOOK_PUBLIC_KEY,
 MAILROOM_WEBHOOK_MAX_AGE_SECONDS, MAILROOM_RECEIVER_MAX_CONCURRENT_REQUESTS, MAILROOM_LANDING_DIR /
-MAILROOM_DATA_DIR, MAILROOM_PREVIEWS_DIR (served read-only at /preview/), MAILROOM_UNSUBSCRIBE_URL (its
+MAILROOM_DATA_DIR, MAILROOM_PREVIEWS_DIR (served read-only at /preview/ on a loopback host or with
+MAILROOM_RECEIVER_PREVIEWS=on), MAILROOM_UNSUBSCRIBE_URL (its
 path is served) and MAILROOM_UNSUBSCRIBE_SECRET, which is required (at least 32 bytes): the receiver
 refuses to start without it.
 """
@@ -42,7 +43,12 @@ def main() -> int:
     print(f"  SendGrid Event Webhook: POST {base}{WEBHOOK_PATH}", flush=True)
     print(f"  one-click unsubscribe:  GET/POST {base}{unsubscribe_path}?token=...", flush=True)
     print(f"  landing directory:      {settings.landing_dir}", flush=True)
-    print(f"  campaign previews:      GET {base}/preview/ (from {settings.previews_dir})", flush=True)
+    if receiver.previews_served:
+        print(f"  campaign previews:      GET {base}/preview/ (from {settings.previews_dir}, this machine only)",
+              flush=True)
+    else:
+        print("  campaign previews:      not served (MAILROOM_RECEIVER_PREVIEWS=on serves them to this machine)",
+              flush=True)
     # No access log: unsubscribe URLs carry tokens, which must not reach log files.
     uvicorn.run(app, host=receiver.host, port=receiver.port, access_log=False, proxy_headers=True,
                 server_header=False, log_level="info")

@@ -4,7 +4,8 @@ POST /webhooks/sendgrid      signed SendGrid Event Webhook -> landing esp/webhoo
 GET  <unsubscribe path>      confirmation page with a preference choice (changes nothing)
 POST <unsubscribe path>      RFC 8058 one-click, or the page's form -> landing consent/unsubscribe-*.jsonl
 GET  /healthz                200 while the process serves
-GET  /preview/...            the campaign previews in settings.previews_dir, read-only (see previews.py)
+GET  /preview/...            the campaign previews in settings.previews_dir, read-only, when
+                             receiver.previews_served (see previews.py)
 
 Files are written (and fsynced) before the answer, so a 2xx means the data is on disk; a failure to
 write answers 500 and SendGrid retries. Log lines never hold an address or a token.
@@ -206,7 +207,7 @@ def create_app(
             Route(unsubscribe_path, unsubscribe_page, methods=["GET"]),
             Route(unsubscribe_path, unsubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-            *preview_routes(Path(settings.previews_dir)),
+            *(preview_routes(Path(settings.previews_dir)) if receiver.previews_served else []),
         ],
         middleware=[Middleware(ConcurrencyLimit, limit=receiver.max_concurrent_requests)],
     )

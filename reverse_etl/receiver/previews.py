@@ -7,7 +7,9 @@
 Only names the preview writer makes are served (lower-case letters, digits, '-', '_'; .html or .txt),
 and only when the file, symlinks resolved, lies inside the previews directory; anything else is 404.
 A preview is one real recipient's message, and the receiver faces the internet for SendGrid's
-webhooks: previews are served to clients on this machine only (loopback), never to the outside.
+webhooks: the routes exist only when the receiver listens on a loopback address or
+MAILROOM_RECEIVER_PREVIEWS=on, and then answer clients on this machine only (loopback, and no
+Forwarded/X-Forwarded-For header: a request relayed by a proxy on this host came from elsewhere).
 Every answer forbids scripts, forms and plugins and sandboxes the page: a preview is an email's HTML,
 which is data.
 """
@@ -65,7 +67,12 @@ def campaigns_with_previews(previews_dir: Path) -> list[str]:
     return [name for name in names if preview_file(previews_dir, name, INDEX)]
 
 
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
 def from_this_machine(request: Request) -> bool:
+    if any(name in request.headers for name in PROXY_HEADERS):
+        return False
     try:
         return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
     except ValueError:  # not an address (a test client's name)
