@@ -310,11 +310,12 @@ def counts(conn: Connection, campaign_id: str | None = None) -> dict[str, int]:
 
 
 def latest_run_counts(conn: Connection, campaign_id: str) -> tuple[str | None, dict[str, int]]:
-    """The campaign's most recently planned run and its rows by state (what that run has come to)."""
+    """The campaign's most recently planned run and its rows by state (what that run has come to). NULLS
+    LAST: PostgreSQL would put a NULL planned_at first, DuckDB last."""
     if not conn.table_exists("ops", "send_ledger"):
         return None, {}
     run_key = conn.scalar("SELECT run_key FROM ops.send_ledger WHERE campaign_id = ? "
-                          "ORDER BY planned_at DESC, run_key DESC LIMIT 1", [campaign_id])
+                          "ORDER BY planned_at DESC NULLS LAST, run_key DESC LIMIT 1", [campaign_id])
     if run_key is None:
         return None, {}
     return run_key, {state: int(n) for state, n in conn.fetchall(
