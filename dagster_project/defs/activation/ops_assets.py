@@ -7,6 +7,10 @@
 
 Materializing one reports the table's state (rows by campaign and state); its data version is a
 fingerprint of that state, so a run that changed nothing leaves the models below it up to date.
+Batch campaign jobs refresh them in the same run. The daily job cannot (it would split its dbt step
+around them), so after it writes trigger campaigns' messages they are refreshed by an eager
+automation condition, which the sensor `ops_tables_follow_campaigns` evaluates (turn it on with the
+schedules); until then they read "Unsynced".
 The roll-out asset also writes these tables (the remainder it renders, then hands over): it reads the
 experiment's results built from them, so that feedback edge is the one the graph leaves out."""
 
@@ -23,6 +27,10 @@ from dagster_project.personalization.campaigns import Campaign
 from dagster_project.resources import WarehouseResource
 
 OPS_GROUP = "activation"
+OPS_SENSOR = "ops_tables_follow_campaigns"
+# Eager, but not held back by a campaign whose messages were never made: every campaign is upstream of
+# these tables, and one that never ran must not keep the others' rows from showing.
+OPS_TABLE_CONDITION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ OPS_TABLES = (
 
 def build_ops_table_asset(table: OpsTable, upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
     @dg.asset(key=table.key, deps=upstream, group_name=OPS_GROUP, owners=["team:data-platform"],
-              kinds={"table", warehouse_kind()}, description=f"ops.{table.name}: {table.description}")
+              kinds={"table", warehouse_kind()}, description=f"ops.{table.name}: {table.description}",
+              automation_condition=OPS_TABLE_CONDITION)
     def ops_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.warehouse().connect() as conn:
             if not conn.table_exists("ops", table.name):
@@ -87,4 +96,9 @@ def ops_table_keys() -> list[dg.AssetKey]:
 @dg.definitions
 def ops_tables() -> dg.Definitions:
     campaigns = load_campaigns()
-    return dg.Definitions(assets=[build_ops_table_asset(t, ops_table_upstream(t, campaigns)) for t in OPS_TABLES])
+    sensor = dg.AutomationConditionSensorDefinition(
+        OPS_SENSOR, target=dg.AssetSelection.assets(*ops_table_keys()), default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Re-reads the ops tables' state after a run wrote to them without refreshing them (the daily "
+                    "job's trigger campaigns), so they and the models below them do not stay Unsynced.")
+    return dg.Definitions(assets=[build_ops_table_asset(t, ops_table_upstream(t, campaigns)) for t in OPS_TABLES],
+                          sensors=[sensor])
