@@ -46,3 +46,13 @@ def test_eligibility_rules_have_unit_tests(manifest):
     names = {test["name"] for test in manifest.get("unit_tests", {}).values()}
     assert {"send_eligibility_applies_each_jurisdiction_rule", "send_eligibility_casl_implied_consent_expires",
             "dim_customers_survivorship", "identity_observations_normalize_emails_and_phones"} <= names
+
+
+def test_every_metrics_mart_has_unit_tests_and_their_names_fit_postgres(manifest):
+    """dbt names a unit test's temporary relation after the test: PostgreSQL cuts identifiers at 63
+    characters and dbt refuses a longer name at run time, on PostgreSQL only."""
+    unit_tests = list(manifest.get("unit_tests", {}).values())
+    assert all(len(test["name"]) <= 63 for test in unit_tests), [t["name"] for t in unit_tests if len(t["name"]) > 63]
+    tested = {test["model"] for test in unit_tests}
+    assert {"email_message_outcomes", "metrics_email_daily", "metrics_engagement_decay",
+            "metrics_suppressions_daily"} <= tested

@@ -149,4 +149,5 @@ def test_ops_tables_follow_a_run_that_wrote_to_them_without_refreshing_them(prep
         instance.report_runless_asset_event(dg.AssetMaterialization(messages))
         after = dg.evaluate_automation_conditions(defs, instance, selection, cursor=settled.cursor)
         requested = {key for key in ops_table_keys() if after.get_num_requested(key)}
-        assert requested == {dg.AssetKey(["ops", "campaign_messages"]), dg.AssetKey(["ops", "campaign_assignments"])}
+        assert requested == {dg.AssetKey(["ops", name]) for name in
+                             ("campaign_messages", "campaign_assignments", "campaign_suppressions")}

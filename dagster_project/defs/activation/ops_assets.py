@@ -4,6 +4,8 @@
     ops/campaign_messages      below every campaign's messages asset
     ops/campaign_assignments   below every campaign's messages asset (the experiment units)
     ops/send_ledger            below every campaign's sends asset
+    ops/campaign_suppressions  below every campaign's messages asset (who got no message, and why)
+    ops/llm_calls, ops/content below every campaign's content asset (what writing it cost and scored)
 
 Materializing one reports the table's state (rows by campaign and state); its data version is a
 fingerprint of that state, so a run that changed nothing leaves the models below it up to date.
@@ -16,13 +18,19 @@ experiment's results built from them, so that feedback edge is the one the graph
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
 
 from dagster_project.defs.data_versions import fingerprint as fingerprint_of
 from dagster_project.defs.kinds import warehouse_kind
-from dagster_project.defs.personalization.campaign_assets import load_campaigns, messages_key, sends_key
+from dagster_project.defs.personalization.campaign_assets import (
+    content_key,
+    load_campaigns,
+    messages_key,
+    sends_key,
+)
 from dagster_project.personalization.campaigns import Campaign
 from dagster_project.resources import WarehouseResource
 
@@ -39,6 +47,7 @@ class OpsTable:
     state_column: str  # what the rows per campaign are broken down by
     fingerprint: str  # SQL aggregates that change whenever the table's content does
     description: str
+    written_by: Callable[[Campaign], dg.AssetKey] = messages_key  # the campaign step that writes it
 
     @property
     def key(self) -> dg.AssetKey:
@@ -51,7 +60,16 @@ OPS_TABLES = (
     OpsTable("campaign_assignments", "phase", "count(*), count(arm), max(assigned_at)",
              "Every eligible customer of a campaign run with their experiment arm and phase: the experiment units."),
     OpsTable("send_ledger", "state", "count(*), max(planned_at), max(sending_at), max(finished_at)",
-             "Every message's hand-over, exactly once: planned -> sending -> accepted | failed | suppressed."),
+             "Every message's hand-over, exactly once: planned -> sending -> accepted | failed | suppressed.",
+             written_by=sends_key),
+    OpsTable("campaign_suppressions", "reason", "count(*), max(recorded_at)",
+             "Every candidate of a campaign run who got no message, with the reason."),
+    OpsTable("llm_calls", "outcome", "count(*), max(called_at)",
+             "Every LLM request of the content step: endpoint, model, outcome, tokens, cost, seconds (never prompt text).",
+             written_by=content_key),
+    OpsTable("content", "writer", "count(*), max(created_at)",
+             "One row per content unit: its writer (an LLM or the rules), quality score, guardrail flags, review reason.",
+             written_by=content_key),
 )
 
 
@@ -85,8 +103,7 @@ def _rows_table(table: OpsTable, rows: list[tuple]) -> dg.MetadataValue:
 
 
 def ops_table_upstream(table: OpsTable, campaigns: list[Campaign]) -> list[dg.AssetKey]:
-    step = sends_key if table.name == "send_ledger" else messages_key
-    return [step(campaign) for campaign in campaigns]
+    return [table.written_by(campaign) for campaign in campaigns]
 
 
 def ops_table_keys() -> list[dg.AssetKey]:

@@ -19,7 +19,7 @@ LAYER_GROUPS = {
     "marts": ("warehouse", "team:analytics-engineering"),
     "campaigns": ("campaigns", "team:marketing"),
 }
-DOMAIN_GROUPS = {"engagement": "engagement", "experiments": "experiments"}
+DOMAIN_GROUPS = {"engagement": "engagement", "experiments": "experiments", "metrics": "analytics"}
 SEED_GROUP = ("warehouse", "team:analytics-engineering")  # reference data: countries, time zones
 
 

@@ -8,7 +8,9 @@ select
     variant_id,
     segment_key,
     content_key,
-    send_at
+    send_at,
+    rendered_at
 from {{ ops_source('campaign_messages', {
     'message_id': 'varchar', 'campaign_id': 'varchar', 'run_key': 'varchar', 'customer_id': 'varchar',
-    'variant_id': 'varchar', 'segment_key': 'varchar', 'content_key': 'varchar', 'send_at': 'timestamp'}) }} as messages
+    'variant_id': 'varchar', 'segment_key': 'varchar', 'content_key': 'varchar', 'send_at': 'timestamp',
+    'rendered_at': 'timestamp'}) }} as messages
