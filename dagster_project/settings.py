@@ -500,6 +500,51 @@ def _quiet_hours(value: str) -> tuple[int, int] | None:
 
 
 @dataclass(frozen=True)
+class GuardSettings:
+    """Deliverability guards (dagster_project/analytics/guards.py) on each campaign's latest run: a
+    (warn, error) pair per guard; crossing error pauses the campaign's sends."""
+
+    hard_bounce_rate: tuple[float, float] = (0.02, 0.05)  # hard bounces per send
+    # Spam complaints per delivery: Gmail and Yahoo require bulk senders to stay under 0.3%, and ask for 0.1%.
+    spam_rate: tuple[float, float] = (0.001, 0.003)
+    unsubscribe_spike: tuple[float, float] = (2.0, 3.0)  # x the median unsubscribe rate of the campaign's earlier runs
+    # Below this many sends (deliveries, for the per-delivery rates) one complaint more or less swings a
+    # rate past any threshold: the guard does not judge. Earlier runs below it are not history either.
+    min_sends: int = 500
+
+
+def load_guard_settings(environ: dict[str, str] | None = None) -> GuardSettings:
+    env = os.environ if environ is None else environ
+    defaults = GuardSettings()
+    min_sends = _number(env, "MAILROOM_GUARD_MIN_SENDS", defaults.min_sends)
+    if min_sends < 1 or min_sends != int(min_sends):
+        raise SettingsError(f"MAILROOM_GUARD_MIN_SENDS={env.get('MAILROOM_GUARD_MIN_SENDS')!r} must be a whole "
+                            "number of sends, at least 1")
+    return GuardSettings(
+        hard_bounce_rate=_thresholds(env, "MAILROOM_GUARD_HARD_BOUNCE_RATE", defaults.hard_bounce_rate, rate=True),
+        spam_rate=_thresholds(env, "MAILROOM_GUARD_SPAM_RATE", defaults.spam_rate, rate=True),
+        unsubscribe_spike=_thresholds(env, "MAILROOM_GUARD_UNSUBSCRIBE_SPIKE", defaults.unsubscribe_spike, rate=False),
+        min_sends=int(min_sends),
+    )
+
+
+def _thresholds(env, name: str, default: tuple[float, float], rate: bool) -> tuple[float, float]:
+    """WARN,ERROR: fractions between 0 and 1 for a rate (0.003 is 0.3%), multiples of at least 1 otherwise."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    example = f"e.g. {default[0]:g},{default[1]:g}"
+    kind = "fractions between 0 and 1 (0.003 is 0.3%)" if rate else "multiples of at least 1"
+    try:
+        warn, error = (float(part) for part in value.split(","))
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} must be two numbers WARN,ERROR, {kind}, {example}") from None
+    if not (warn <= error and (0 < warn and error <= 1 if rate else warn >= 1)):
+        raise SettingsError(f"{name}={value!r} must be WARN,ERROR with WARN <= ERROR, {kind}, {example}")
+    return warn, error
+
+
+@dataclass(frozen=True)
 class ReceiverSettings:
     """The webhook and unsubscribe receiver (python -m reverse_etl.receiver)."""
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from dagster_project.settings import ActivationSettings, Settings
 from dagster_project.warehouse import Warehouse
-from reverse_etl import ledger
+from reverse_etl import ledger, pauses
 from reverse_etl.chain import build_finders, build_routes, send_policy
 from reverse_etl.concurrency import warehouse_session
 from reverse_etl.sender import Sender, SendReport, utc_now
@@ -57,11 +57,40 @@ def resolve_unknown(settings: Settings, activation: ActivationSettings, campaign
     return settled
 
 
+def record_pauses(settings: Settings, activation: ActivationSettings, campaign_ids: Sequence[str], action: str,
+                  reason: str, actor: str, log: Callable[[str], None] = print) -> dict[str, pauses.PauseEntry | None]:
+    """Pause or resume the campaigns' sends (action pauses.PAUSE or pauses.RESUME). Returns campaign -> the
+    entry recorded, or None where the campaign was in that state already (nothing recorded)."""
+    change = {pauses.PAUSE: pauses.pause, pauses.RESUME: pauses.resume}[action]
+    recorded = {}
+    with warehouse_session(Warehouse(settings), commit=True, wait_seconds=activation.duckdb_wait_seconds,
+                           log=log) as conn:
+        for campaign_id in campaign_ids:
+            recorded[campaign_id] = change(conn, campaign_id, reason, actor, utc_now())
+            conn.commit()
+    return recorded
+
+
+def paused_campaigns(settings: Settings, activation: ActivationSettings,
+                     log: Callable[[str], None] = print) -> list[pauses.PauseEntry]:
+    with warehouse_session(Warehouse(settings), commit=False, wait_seconds=activation.duckdb_wait_seconds,
+                           log=log) as conn:
+        return pauses.paused_campaigns(conn)
+
+
+def paused_line(report: SendReport) -> str:
+    """What a paused campaign's summary starts with: why, how much waits, and how to resume it."""
+    return (f"{report.campaign_id}: paused - {report.paused.describe()}; "
+            f"{report.ledger.get(ledger.PLANNED, 0):,} messages stay planned; resume with "
+            f"`python -m reverse_etl.send --resume --campaign {report.campaign_id}`")
+
+
 def summary_lines(report: SendReport) -> list[str]:
     if report.skipped:
         return [f"{report.campaign_id}: skipped - {report.skipped}"]
     verb = "would hand over" if report.dry_run else "handed over"
-    lines = [f"{report.campaign_id}: {verb} {report.handed_over:,} "
+    lines = [paused_line(report)] if report.paused else []
+    lines += [f"{report.campaign_id}: {verb} {report.handed_over:,} "
              f"({', '.join(f'{n:,} to {d}' for d, n in report.accepted.items()) or 'none'}), "
              f"{sum(report.suppressed.values()):,} suppressed, {report.deferred:,} not due yet, "
              f"{sum(report.failed.values()):,} failed, {report.awaiting:,} awaiting reconciliation"

@@ -1,11 +1,12 @@
 """Hand a campaign's rendered messages to the destination chain, exactly once, through the ledger.
 
 One pass: settle what a run that is gone left in `sending` (reconcile.py), plan the new messages
-(one per address per campaign run), then lease and page through the planned ones: fail what
-cannot be sent (an invalid address, an unreadable message), suppress what the latest data forbids
-(presend.py), hold back what is not due, and hand the rest over in batches - pacing each destination
-with a token bucket, retrying transient failures with backoff, and failing over when a circuit
-breaker opens.
+(one per address per campaign run), then - unless the campaign is paused (pauses.py; looked at
+again before every page, since a guard may pause it while a long run sends) - lease and page
+through the planned ones: fail what cannot be sent (an invalid address, an unreadable message),
+suppress what the latest data forbids (presend.py), hold back what is not due, and hand the rest
+over in batches - pacing each destination with a token bucket, retrying transient failures with
+backoff, and failing over when a circuit breaker opens.
 
 Several runs may work at once: each owns its rows through leases (ledger.py), and on PostgreSQL a
 campaign another run is sending is skipped (concurrency.py). A dry run works on a private copy of
@@ -30,6 +31,7 @@ from reverse_etl.destinations.base import BatchResult, DeliveryError, Destinatio
 from reverse_etl.dry_run import private_ledger
 from reverse_etl.ledger import ACCEPTED, FAILED, PLANNED, SENDING, SUPPRESSED, LeaseLost
 from reverse_etl.outgoing import OutgoingMessage
+from reverse_etl.pauses import PauseEntry, current_pause
 from reverse_etl.presend import delivery_time, suppression_reasons
 from reverse_etl.reconcile import Reconciler
 from reverse_etl.throttle import Backoff, CircuitBreaker, TokenBucket
@@ -90,6 +92,7 @@ class SendReport:
     held_elsewhere: int = 0  # rows another live run holds (leased) after the pass
     skipped: str = ""  # why the whole campaign was left to another run, if it was
     lease_lost: bool = False  # this run stalled past its lease and stopped; another run has the rows
+    paused: PauseEntry | None = None  # the campaign is paused: its planned messages stay planned
     reconciled: Counter = field(default_factory=Counter)
     requests: Counter = field(default_factory=Counter)  # destination -> requests
     retries: int = 0
@@ -165,6 +168,8 @@ class Sender:
             conn.commit()
             after = ""
             while after is not None:
+                if self._paused(conn, campaign_id, report, while_sending=bool(after)):
+                    break
                 now = self.clock()
                 held, after = ledger.lease_page(conn, campaign_id, self.owner, after, self.policy.page_size, now,
                                                 now + self.policy.lease)
@@ -175,6 +180,13 @@ class Sender:
             conn.commit()  # every move made was of rows this run still held: keep what it recorded
             report.lease_lost = True
             self.log(f"{campaign_id}: stopped - {lost}. Raise MAILROOM_SEND_LEASE_SECONDS if a page takes this long.")
+
+    def _paused(self, conn: Connection, campaign_id: str, report: SendReport, while_sending: bool) -> bool:
+        """Whether the campaign is paused now (one small query); a pause is kept in the report."""
+        report.paused = current_pause(conn, campaign_id)
+        if report.paused is not None and while_sending:
+            self.log(f"{campaign_id}: paused while sending - {report.paused.describe()}; the rest stays planned")
+        return report.paused is not None
 
     def _send_page(self, conn: Connection, held: list[tuple], report: SendReport) -> None:
         self._page, self._renewed_at = [row[0] for row in held], self.clock()

@@ -4,12 +4,14 @@ import dagster as dg
 
 from dagster_project.dbt_project import mailroom_dbt
 from dagster_project.defs.activation.resource import ActivationResource
+from dagster_project.defs.analytics.guard_resource import GuardResource
 from dagster_project.defs.engagement.resource import CrmSyncResource
 from dagster_project.defs.ingest.resource import IngestResource
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.resources import MailroomDbtResource, WarehouseResource, dbt_executable
 from dagster_project.settings import (
     load_activation_settings,
+    load_guard_settings,
     load_ingest_settings,
     load_personalization_settings,
     load_settings,
@@ -29,6 +31,7 @@ def resources() -> dg.Definitions:
             ),
             "activation": ActivationResource.from_settings(load_activation_settings()),
             "crm": CrmSyncResource.from_settings(load_sync_settings()),
+            "guards": GuardResource.from_settings(load_guard_settings()),
             "dbt": MailroomDbtResource(
                 project_dir=mailroom_dbt,
                 target=settings.dbt_target,

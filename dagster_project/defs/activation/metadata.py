@@ -28,6 +28,8 @@ def send_metadata(report: SendReport) -> dict:
         "outcome_unknown_this_run": report.unknown,
         "held_by_another_run": report.held_elsewhere,
         "skipped": report.skipped or "-",
+        # A paused campaign's messages stay planned (ledger_states shows how many) until it is resumed.
+        "paused": report.paused.describe() if report.paused else "-",
         "reconciled_from_earlier_run": _table(report.reconciled, "outcome"),
         "retries": report.retries,
         "failovers": dg.MetadataValue.md("\n".join(f"- {s}" for s in report.switches) or "None."),

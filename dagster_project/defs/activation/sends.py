@@ -47,6 +47,11 @@ def build_send_asset(campaign: Campaign) -> dg.AssetsDefinition:
                                   dry_run=config.dry_run, log=context.log.info, run_id=context.run.run_id)
         for line in summary_lines(report):
             context.log.info(line)
+        if report.paused:  # not a failure: somebody (or a guard) chose to hold this campaign's sends
+            context.log.warning(
+                f"{campaign.campaign_id} is paused: {report.paused.describe()}. Its planned messages wait; resume it "
+                f"with the job resume_campaign_sends or `python -m reverse_etl.send --resume --campaign "
+                f"{campaign.campaign_id}`")
         if report.awaiting:
             context.log.warning(f"{report.awaiting:,} messages are awaiting reconciliation (outcome unknown, or in "
                                 "flight in another run); a later run settles them with the provider before any resend")
