@@ -265,8 +265,20 @@ Next: `make dev`, then open http://127.0.0.1:3000
   Runs           the {len(demo.finished)} runs above, on the Overview timeline and under Runs
   Lineage        Assets > View lineage: ingest -> warehouse -> gates -> campaigns -> sends -> engagement -> CRM
   A campaign     Assets > campaigns > weekly_picks: content previews, messages, sends, readout and performance
-  Email previews {settings.data_dir / 'previews'} (one HTML file per campaign, segment and variant)""")
+  Email previews {settings.data_dir / 'previews'} (one HTML file per campaign, segment and variant)
+  Dashboards     {_dashboard_list(settings)}""")
     return 0
+
+
+def _dashboard_list(settings: Settings) -> str:
+    """The dashboards the last daily run wrote (files that open in any browser, no server needed)."""
+    from dagster_project.analytics.dashboards import DASHBOARDS
+
+    folder = settings.data_dir / "dashboards"
+    written = [name for name in DASHBOARDS if (folder / f"{name}.html").is_file()]
+    if not written:
+        return "none written (the daily pipeline writes them in the analytics/dashboards asset)"
+    return f"{folder}/{{{','.join(written)}}}.html"
 
 
 def bring_up_to_date(demo: DemoRuns, batch_jobs, rollouts) -> None:

@@ -73,7 +73,7 @@ def test_lineage_tells_the_whole_story_with_names_a_person_can_tell_apart(prepar
     keys = list(graph.materializable_asset_keys)
     assert not [k for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable], "no external stubs"
     assert {graph.get(k).group_name for k in keys} <= {"ingest", "warehouse", "campaigns", "activation",
-                                                      "engagement", "experiments"}
+                                                      "engagement", "experiments", "analytics"}
     # The graph labels a node with its key's last part: no two nodes read the same.
     labels = [k.path[-1] for k in keys]
     assert len(labels) == len(set(labels)), sorted(label for label in labels if labels.count(label) > 1)
@@ -86,6 +86,11 @@ def test_lineage_tells_the_whole_story_with_names_a_person_can_tell_apart(prepar
         assert dg.AssetKey(child) in graph.get(dg.AssetKey(parent)).child_keys, (parent, child)
     assert graph.get(dg.AssetKey(["marts", "fct_email_clicks"])).group_name == "engagement"
     assert graph.get(dg.AssetKey(["staging", "countries"])).group_name == "warehouse"  # a seed
+    # ... and on to the metrics marts and the dashboards built from them.
+    metrics = dg.AssetKey(["marts", "metrics_email_daily"])
+    assert graph.get(metrics).group_name == graph.get(dg.AssetKey(["analytics", "dashboards"])).group_name == "analytics"
+    assert metrics in graph.get(dg.AssetKey(["marts", "email_message_outcomes"])).child_keys
+    assert dg.AssetKey(["analytics", "dashboards"]) in graph.get(metrics).child_keys
 
 
 def test_every_dbt_model_has_a_description_and_none_is_its_sql(prepared_dbt):

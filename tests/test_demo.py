@@ -63,6 +63,11 @@ def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(tmp_path, mon
     # The weekly campaign's roll-out looked: on 120 customers its arms stay below the minimum units,
     # and the deadline (two days after the sample's day) has passed, so the remainder gets the control.
     assert re.search(r"weekly_picks_rollout +[\d.]+ s  1 run\(s\) decided now, 0 waiting, [1-9]\d* remainder", out), out
+    # It ends finished, pointing at the five dashboards the last daily run wrote.
+    assert "every asset is up to date" in out, out
+    dashboards = tmp_path / "dashboards"
+    assert f"Dashboards     {dashboards}/{{marketing,ops,content,cost,compliance}}.html" in out, out
+    assert all((dashboards / f"{name}.html").stat().st_size > 1_000_000 for name in ("marketing", "compliance"))
 
     # The runs belong to the code location `make dev` loads, as if launched from its UI.
     runs = dg.DagsterInstance.get().get_runs()

@@ -406,3 +406,39 @@ def test_runs_list_shows_the_demos_runs_in_the_code_location(ui, demo_instance):
         assert page.locator(f'a[href="/locations/{LOCATION}/jobs/{job}"]').count() > 0, job
     ui.screenshot("runs")
     ui.assert_no_console_errors()
+
+
+DASHBOARD_CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => ({
+    id: plot.id,
+    drawn: plot.querySelectorAll('.main-svg').length > 0,
+    points: (plot.data || []).reduce((sum, trace) => sum + ['z', 'y', 'values', 'x']
+        .map(axis => trace[axis]).filter(values => values && values.length)
+        .slice(0, 1).reduce((n, values) => n + values.flat().length, 0), 0)}))"""
+
+
+def test_dashboards_open_with_no_network_and_every_chart_shows_data(ui, demo_instance):
+    from dagster_project.analytics.dashboards import DASHBOARDS
+
+    folder = demo_instance.settings.data_dir / "dashboards"
+    ui.open("/assets/analytics/dashboards", "marketing_dashboard")
+    assert ui.metadata_value("marketing_dashboard").inner_text().strip().endswith("marketing.html")
+    # A browser with no network at all: the charts' JavaScript must be in the file.
+    context = ui.page.context.browser.new_context(offline=True, viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        for name, title in DASHBOARDS.items():
+            page.goto((folder / f"{name}.html").as_uri(), wait_until="load")
+            page.get_by_role("heading", name=title, exact=True).wait_for(state="visible")
+            expected = int(page.locator("main").get_attribute("data-charts"))
+            charts = page.evaluate(DASHBOARD_CHARTS)
+            assert expected >= 2 and len(charts) == expected, (name, expected, charts)
+            assert all(chart["drawn"] and chart["points"] > 0 for chart in charts), (name, charts)
+            if name == "marketing" and screenshots_wanted():
+                page.screenshot(path=str(SCREENSHOTS / "dashboard-marketing.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        context.close()
+    ui.assert_no_console_errors()

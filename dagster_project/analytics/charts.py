@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date
 
 import plotly.graph_objects as go
 
@@ -16,10 +17,11 @@ def bars(categories: Sequence, series: dict[str, Sequence], stacked: bool = Fals
     figure = go.Figure()
     for name, values in series.items():
         if horizontal:
-            figure.add_bar(name=name, y=list(categories), x=list(values), orientation="h")
+            figure.add_bar(name=name, y=_labels(categories), x=list(values), orientation="h")
         else:
-            figure.add_bar(name=name, x=list(categories), y=list(values))
+            figure.add_bar(name=name, x=_labels(categories), y=list(values))
     figure.update_layout(**LAYOUT, barmode="stack" if stacked else "group")
+    (figure.update_yaxes if horizontal else figure.update_xaxes)(type="category")
     axis = figure.update_xaxes if horizontal else figure.update_yaxes
     axis(title_text=y_title, tickformat=".1%" if percent else ",")
     if horizontal:
@@ -31,19 +33,26 @@ def lines(series: dict[str, tuple[Sequence, Sequence]], y_title: str = "", perce
           x_title: str = "") -> go.Figure:
     figure = go.Figure()
     for name, (x, y) in series.items():
-        figure.add_scatter(name=name, x=list(x), y=list(y), mode="lines+markers")
+        figure.add_scatter(name=name, x=_labels(x), y=list(y), mode="lines+markers")
     figure.update_layout(**LAYOUT)
     figure.update_yaxes(title_text=y_title, tickformat=".1%" if percent else ",")
-    figure.update_xaxes(title_text=x_title)
+    figure.update_xaxes(title_text=x_title, type="category")
     return figure
 
 
 def heatmap(x: Sequence, y: Sequence, z: Sequence[Sequence], title: str = "", percent: bool = False) -> go.Figure:
-    figure = go.Figure(go.Heatmap(x=list(x), y=list(y), z=[list(row) for row in z], colorscale="Blues",
+    figure = go.Figure(go.Heatmap(x=_labels(x), y=_labels(y), z=[list(row) for row in z], colorscale="Blues",
                                   colorbar=dict(title=title, tickformat=".0%" if percent else ",")))
     figure.update_layout(**LAYOUT)
     figure.update_layout(height=max(260, 26 * len(y) + 120))
+    figure.update_xaxes(type="category")
+    figure.update_yaxes(type="category")
     return figure
+
+
+def _labels(values: Iterable) -> list:
+    """Days as plain labels: a date axis would spread one or two days over hours of empty time."""
+    return [value.isoformat() if isinstance(value, date) else value for value in values]
 
 
 def pivot(rows: Iterable[dict], x: str, y: str, value: str) -> tuple[list, list, list[list]]:
