@@ -134,16 +134,23 @@ def _readout_table(conn: Connection) -> list[dict]:
 
 
 def _decay_panel(conn: Connection) -> Panel:
-    rows = read(conn, "SELECT segment_key, message_number, open_rate FROM marts.metrics_engagement_decay "
-                "ORDER BY segment_key, message_number", ("segment_key", "message_number", "open_rate")).dicts()
-    series: dict[str, tuple[list, list]] = {}
+    """Per lifecycle stage (the segment key's part before ':'), so the lines stay few enough to read."""
+    rows = read(conn, "SELECT segment_key, message_number, deliveries, human_opens FROM "
+                "marts.metrics_engagement_decay", ("segment_key", "message_number", "deliveries",
+                                                   "human_opens")).dicts()
     for row in rows:
-        x, y = series.setdefault(row["segment_key"], ([], []))
-        x.append(row["message_number"])
-        y.append(row["open_rate"])
-    return Panel("Engagement decay per segment", "Open rate of each customer's 1st, 2nd, 3rd... message: a falling "
-                 "line is mail fatigue.", charts.lines(series, "open rate", percent=True, x_title="message number")
-                 if rows else None, empty_because=NOT_YET)
+        row["stage"] = row["segment_key"].split(":", 1)[0]
+    sums = charts.grouped_sums(sorted(rows, key=lambda r: (r["stage"], r["message_number"])),
+                               ("stage", "message_number"), ("deliveries", "human_opens"))
+    series: dict[str, tuple[list, list]] = {}
+    for (stage, number), counts in sums.items():
+        x, y = series.setdefault(stage, ([], []))
+        x.append(number)
+        y.append(charts.ratio(counts["human_opens"], counts["deliveries"]))
+    return Panel("Engagement decay per segment", "Open rate of each customer's 1st, 2nd, 3rd... message, per "
+                 "lifecycle stage: a falling line is mail fatigue (per segment in marts.metrics_engagement_decay).",
+                 charts.lines(series, "open rate", percent=True, x_title="message number") if rows else None,
+                 empty_because=NOT_YET)
 
 
 def _cohort_panel(conn: Connection) -> Panel:
