@@ -44,6 +44,7 @@ UNIQUE_KEYS = (("message_id",), ("campaign_id", "run_key", "customer_id"))
 _CHUNK = 5000  # ids per statement
 _FREE = "(lease_expires_at IS NULL OR lease_expires_at <= ?)"  # no live owner: never leased, or expired
 _DDL_LOCK = 7_362_001  # PostgreSQL advisory lock key: one ensure_ledger at a time
+_CUSTOMER_INDEX = "send_ledger__customer"
 
 
 class LeaseLost(RuntimeError):
@@ -56,7 +57,7 @@ def ensure_ledger(conn: Connection) -> None:
     starting together would race on CREATE ... IF NOT EXISTS in PostgreSQL's catalog, so the DDL runs
     under a transaction-scoped advisory lock there - and only when there is something to create."""
     present = ledger_columns(conn)
-    if present and {c.name for c in SEND_LEDGER} <= present:
+    if present and {c.name for c in SEND_LEDGER} <= present and not _missing_postgres_index(conn):
         return
     if conn.kind == "postgres":
         conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
@@ -67,9 +68,12 @@ def ensure_ledger(conn: Connection) -> None:
         if column.name not in present:  # checked first: ALTER TABLE locks the whole table even when it changes nothing
             conn.execute(f"ALTER TABLE ops.send_ledger ADD COLUMN IF NOT EXISTS {column.name} {column.sql_type}")
     for key in UNIQUE_KEYS:
-        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS send_ledger__{'__'.join(key)} ON ops.send_ledger ({', '.join(key)})")
+        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS send_ledger__{'__'.join(key)} "
+                     f"ON ops.send_ledger ({', '.join(key)})")
     if conn.kind == "postgres":
         conn.execute("CREATE INDEX IF NOT EXISTS send_ledger__state ON ops.send_ledger (state, campaign_id)")
+        # The frequency cap counts each page's customers' recent hand-overs (presend.py).
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {_CUSTOMER_INDEX} ON ops.send_ledger (customer_id, deliver_at)")
     else:
         # Not on DuckDB: an UPDATE of an indexed column is a delete and insert in every index of the
         # table, and replaying such updates from the WAL after a killed process corrupts the unique
@@ -77,6 +81,12 @@ def ensure_ledger(conn: Connection) -> None:
         # columns anyway; the ledger's state changes constantly.
         conn.execute("DROP INDEX IF EXISTS ops.send_ledger__state")
     conn.commit()
+
+
+def _missing_postgres_index(conn: Connection) -> bool:
+    """A ledger created by an older version lacks the customer index (PostgreSQL only)."""
+    return conn.kind == "postgres" and not conn.scalar(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'ops' AND indexname = ?", [_CUSTOMER_INDEX])
 
 
 def ledger_columns(conn: Connection) -> set[str]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dagster_project.ingest.lookup_indexes import analyze_after_load, ensure_lookup_indexes
 from dagster_project.ingest.reader import LandingFileError, ReadLimits, landing_files, read_records
 from dagster_project.ingest.sources import SOURCES, Source
 from dagster_project.ingest.values import Clock, Rejected
@@ -116,6 +117,7 @@ def ensure_raw_tables(warehouse: Warehouse) -> None:
         for source in SOURCES.values():
             conn.create_table(source.qualified_table, raw_table_columns(source))
             conn.add_missing_columns(source.qualified_table, raw_table_columns(source))
+            ensure_lookup_indexes(conn, source.qualified_table)
 
 
 def _sha256(path: Path) -> str:
@@ -282,7 +284,8 @@ def _new_files(warehouse: Warehouse, source: Source, landing_dir: Path, retry_re
     seen unless `retry_rejected`."""
     with warehouse.connect() as conn:
         ledger = conn.fetchall(
-            "SELECT file, sha256, size_bytes, modified_ns, coalesce(status, ?) FROM raw.ingested_files WHERE source = ?",
+            "SELECT file, sha256, size_bytes, modified_ns, coalesce(status, ?) FROM raw.ingested_files "
+            "WHERE source = ?",
             [LOADED, source.name])
     seen = [row for row in ledger if not (retry_rejected and row[4] == REJECTED)]
     by_stat = {(file, size, modified) for file, _, size, modified, _ in seen}
@@ -302,7 +305,8 @@ def _new_files(warehouse: Warehouse, source: Source, landing_dir: Path, retry_re
     if touched:
         with warehouse.connect() as conn:
             for values in touched:
-                conn.execute("UPDATE raw.ingested_files SET modified_ns = ? WHERE source = ? AND file = ? AND sha256 = ?",
+                conn.execute("UPDATE raw.ingested_files SET modified_ns = ? "
+                             "WHERE source = ? AND file = ? AND sha256 = ?",
                              list(values))
     return pending
 
@@ -366,6 +370,9 @@ def ingest_source(
             if archive_dir is not None:
                 _archive(file.path, archive_dir, source, file.digest)
                 report.files_archived += 1
+    if report.files_loaded:
+        with warehouse.connect() as conn:
+            analyze_after_load(conn, source.qualified_table)
     report.seconds = time.perf_counter() - started
     return report
 
