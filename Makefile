@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install lock prepare demo test dev receiver bench bench-experiments quality-docs clean clean-data
+.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-experiments quality-docs clean clean-data
 
 install: $(INSTALLED)
 
@@ -51,8 +51,22 @@ $(INSTANCE): config/dagster.yaml
 demo: prepare $(INSTANCE)
 	$(BIN)/python -m dagster_project.demo --customers $(CUSTOMERS) $(if $(VERBOSE),--verbose)
 
-test: prepare
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The suite in two worker processes, one test file per worker (module fixtures such as the browser
+# test's demo build are made once). WORKERS=0 runs it in this process.
+WORKERS ?= 2
+XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
+
+test: prepare lint
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop: everything but PostgreSQL, the browser and the demo builds (DuckDB only).
+test-fast: prepare
+	$(BIN)/python -m pytest $(XDIST) -m "not postgres" --ignore=tests/test_ui_browser.py \
+		--ignore=tests/test_demo.py --ignore=tests/test_demo_engagement.py $(PYTEST_ARGS)
+
+# One style for the Python (ruff, configured in pyproject.toml).
+lint: $(INSTALLED)
+	$(BIN)/ruff check dagster_project reverse_etl tests benchmarks
 
 # `dagster dev` warns that `dg dev` supersedes it; `dg` needs a dg project layout Mailroom does not use
 # (workspace.yaml instead), so that warning is silenced here and only here.
@@ -69,6 +83,10 @@ quality-docs: $(INSTALLED)
 
 bench: prepare
 	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED)
+
+# The daily job and the batch campaigns end to end through Dagster, as the schedules run them.
+bench-end-to-end: prepare
+	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED) --end-to-end
 
 # Experiment readouts of UNITS units (default 10M): a streamed CSV, and marts.experiment_units in each warehouse.
 bench-experiments: prepare

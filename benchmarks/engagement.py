@@ -36,6 +36,7 @@ def _serve_hubspot(ready, stop, counted) -> None:
 
 def crm_sync() -> dict:
     from reverse_etl.sync.run import sync_model
+
     from test_sync import model_rows, seed_model
 
     settings = load_settings()

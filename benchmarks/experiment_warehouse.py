@@ -55,7 +55,7 @@ def load_units(settings: Settings, rows: int) -> None:
 def readout() -> dict:
     """The stage measured in its own process: sums per arm in the warehouse, statistics in Python."""
     from dagster_project.experiments.readout import ReadoutOptions, compute_readout
-    from dagster_project.experiments.warehouse_readout import metric_specs, arm_totals
+    from dagster_project.experiments.warehouse_readout import arm_totals, metric_specs
 
     with Warehouse(load_settings()).connect() as conn:
         arms = arm_totals(conn, CAMPAIGN, None, None, metric_specs())
@@ -73,7 +73,8 @@ def run(kind: str, rows: int, scratch: Path) -> dict:
         figures.update(json.loads(figures.pop("stdout").strip().splitlines()[-1]))
         if figures["units"] != rows:
             raise SystemExit(f"[{kind}] the readout counted {figures['units']:,} units of {rows:,}")
-        print(f"[{kind}] readout of {rows:,} units: {figures['seconds']}s, {figures['peak_memory_mib']} MiB", flush=True)
+        print(f"[{kind}] readout of {rows:,} units: {figures['seconds']}s, {figures['peak_memory_mib']} MiB",
+              flush=True)
         return figures
 
 

@@ -101,9 +101,9 @@ def _experiment_lines(results: list[dict]) -> list[str]:
     lines = ["", "## Experiment readouts\n",
              "`python -m benchmarks.experiment_readout` (the CLI on a CSV, streamed) and "
              "`python -m benchmarks.experiment_warehouse` (marts.experiment_units summed per arm by one GROUP BY, "
-             "then the same statistics); 3 arms, sequential intervals, a binary and a continuous metric from the CSV, all "
-             "five campaign metrics in the warehouse. `make bench-experiments` (UNITS=10000000). Seconds and peak memory are "
-             "the readout process's (the PostgreSQL server's memory is not included).\n",
+             "then the same statistics); 3 arms, sequential intervals, a binary and a continuous metric from the CSV, "
+             "all five campaign metrics in the warehouse. `make bench-experiments` (UNITS=10000000). Seconds and peak "
+             "memory are the readout process's (the PostgreSQL server's memory is not included).\n",
              "| units | source | seconds | units/s | peak MiB | recorded |", "|---:|---|---:|---:|---:|---|"]
     for result in sorted(results, key=lambda r: (r["rows"], r["warehouse"])):
         figures = result["readout"]

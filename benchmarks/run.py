@@ -117,11 +117,32 @@ def scratch_warehouse(kind: str, data_dir: Path, name: str, **settings_fields) -
         _admin(settings, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = False) -> dict:
+END_TO_END_STAGE = "daily job end to end, then the batch campaigns (Dagster, outbox, database CRM)"
+
+
+def run_end_to_end(kind: str, env: dict[str, str]) -> dict:
+    """What an operator's schedules run, in one process: each run's seconds and its slowest steps."""
+    print(f"[{kind}] daily job end to end ...", flush=True)
+    figures = measure([sys.executable, "-m", "benchmarks.stage", "daily-job"], env)
+    runs = json.loads(figures.pop("stdout").strip().splitlines()[-1])
+    figures["parts"] = {}
+    for job, run in runs.items():
+        figures["parts"][job] = {"seconds": run["seconds"], "rows_loaded": ""}
+        for step, seconds in run["slowest_steps"].items():
+            figures["parts"][f"{job} / {step}"] = {"seconds": seconds, "rows_loaded": ""}
+        print(f"[{kind}] {job} {run['seconds']}s; slowest: "
+              + ", ".join(f"{step} {s}s" for step, s in list(run["slowest_steps"].items())[:3]), flush=True)
+    return {END_TO_END_STAGE: figures}
+
+
+def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = False,
+                  end_to_end: bool = False) -> dict:
     with scratch_warehouse(kind, scratch / kind, "mailroom_bench", landing_dir=landing) as settings:
         env = environment(settings)
         if only_sends:
             return {**run_sends(kind, env), "server_version": _server_version(settings)}
+        if end_to_end:
+            return {**run_end_to_end(kind, env), "server_version": _server_version(settings)}
         print(f"[{kind}] ingest ...", flush=True)
         ingest = measure([sys.executable, "-m", "benchmarks.stage", "ingest"], env)
         ingest["sources"] = json.loads(ingest.pop("stdout").strip().splitlines()[-1])
@@ -182,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouses", default="duckdb,postgres")
     parser.add_argument("--only-sends", action="store_true",
                         help="run only the sends, CRM sync and receiver stages (synthetic data; own results file)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="run the daily job and the batch campaigns through Dagster (own results file)")
     args = parser.parse_args(argv)
 
     machine = describe()
@@ -194,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mailroom-bench-") as scratch:
         for kind in args.warehouses.split(","):
-            stages = run_warehouse(kind, landing, Path(scratch), only_sends=args.only_sends)
+            stages = run_warehouse(kind, landing, Path(scratch), only_sends=args.only_sends,
+                                   end_to_end=args.end_to_end)
             if stages.get("server_version"):
                 machine["postgres"] = stages["server_version"]
             result = {
@@ -209,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             if generate:
                 result["stages"] = {"generate sample data": generate, **result["stages"]}
             # A sends-only run keeps its own file: it may run on another machine than the full run.
-            path = RESULTS / f"{args.scale}-{kind}{'-sends' if args.only_sends else ''}.json"
+            suffix = "-sends" if args.only_sends else "-end-to-end" if args.end_to_end else ""
+            path = RESULTS / f"{args.scale}-{kind}{suffix}.json"
             path.write_text(json.dumps(result, indent=2) + "\n")
     write_report(RESULTS, ROOT / "BENCHMARKS.md")
     print(f"wrote {RESULTS} and BENCHMARKS.md")

@@ -7,6 +7,8 @@
     python -m benchmarks.stage sends           (synthetic messages to the SendGrid double, outbox, SMTP)
     python -m benchmarks.stage crm-sync        (synthetic contacts to the HubSpot double, then 1% changed)
     python -m benchmarks.stage receiver        (signed webhook events per second over loopback)
+    python -m benchmarks.stage daily-job       (the daily job end to end through Dagster, then the batch
+                                                campaigns' jobs: what an operator's schedule runs)
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def quality_gates() -> dict:
     outcomes = {}
     for result in run_every_gate(load_settings()):
         if not result.passed:
-            raise SystemExit(f"gate {result.suite.name} failed on benchmark data: {result.blocking_failures + result.warnings}")
+            raise SystemExit(f"gate {result.suite.name} failed on benchmark data: "
+                             f"{result.blocking_failures + result.warnings}")
         outcomes[result.suite.name] = {"rows_loaded": result.rows, "seconds": round(result.seconds, 2)}
     return outcomes
 
@@ -119,8 +122,32 @@ def receiver() -> dict:
     return run_receiver()
 
 
+SLOWEST_STEPS = 10
+
+
+def daily_job() -> dict:
+    """The daily job in this process as the schedule runs it (ingest, phones, dbt build with tests, every
+    gate, trigger campaigns, sends to the outbox, the CRM write-back), then each batch campaign's job:
+    each run's seconds (from Dagster's run stats) and its slowest steps."""
+    import dagster as dg
+
+    from dagster_project.pipeline import run_batch_campaigns, run_pipeline, step_seconds
+
+    instance = dg.DagsterInstance.ephemeral()
+    figures = {}
+    for result in [run_pipeline(instance), *run_batch_campaigns(instance)]:
+        name = result.dagster_run.job_name
+        if not result.success:
+            raise SystemExit(f"{name} failed on the benchmark data")
+        stats = instance.get_run_stats(result.run_id)
+        steps = sorted(step_seconds(instance, result.run_id).items(), key=lambda item: -item[1])
+        figures[name] = {"seconds": round(stats.end_time - stats.start_time, 2),
+                         "slowest_steps": {step: round(seconds, 2) for step, seconds in steps[:SLOWEST_STEPS]}}
+    return figures
+
+
 STAGES = {"ingest": ingest, "phone-numbers": phone_numbers, "quality-gates": quality_gates, "campaigns": campaigns,
-          "sends": sends, "crm-sync": crm_sync, "receiver": receiver}
+          "sends": sends, "crm-sync": crm_sync, "receiver": receiver, "daily-job": daily_job}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STAGES:

@@ -3,9 +3,9 @@ address compare. dbt's `normalized_email` macro (dbt/macros/addresses.sql) is th
 `normalized_address_sql`; tests hold the two against each other and against this Python function.
 
 Valid means a dot-atom local part and a domain of dot-separated labels (RFC 5321/5322; tests hold
-every accepted address against `email.headerregistry.Address`, the standard library's parser), with no quotes, commas, angle brackets, whitespace or
-control characters anywhere. Non-ASCII letters are allowed (RFC 6531, SMTPUTF8): the sender decides
-whether the destination can take them.
+every accepted address against `email.headerregistry.Address`, the standard library's parser), with
+no quotes, commas, angle brackets, whitespace or control characters anywhere. Non-ASCII letters are
+allowed (RFC 6531, SMTPUTF8): the sender decides whether the destination can take them.
 
 Normalized means: spaces around the address dropped and ASCII letters lower-cased. Only ASCII is
 folded, because lower() of other letters depends on the database's locale, and only the space is

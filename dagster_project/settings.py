@@ -212,7 +212,8 @@ def load_ingest_settings(environ: dict[str, str] | None = None) -> IngestSetting
             try:
                 encodings[source] = codecs.lookup(value).name
             except LookupError:
-                raise SettingsError(f"{name}={value!r} is not an encoding Python knows; use e.g. utf-8, latin-1 or cp1252") from None
+                raise SettingsError(f"{name}={value!r} is not an encoding Python knows; "
+                                    "use e.g. utf-8, latin-1 or cp1252") from None
             # Lines are split on the newline byte before decoding: only ASCII-compatible encodings work.
             if '"a,1"\n'.encode(encodings[source], "replace") != b'"a,1"\n':
                 raise SettingsError(f"{name}={value!r} is not ASCII-compatible (UTF-16 or UTF-32?); convert the export "
@@ -222,7 +223,8 @@ def load_ingest_settings(environ: dict[str, str] | None = None) -> IngestSetting
         raise SettingsError(f"MAILROOM_INGEST_REJECTED_FILE_SEVERITY={severity!r} must be warn or error")
     line_bytes = int(_number(env, "MAILROOM_INGEST_MAX_LINE_BYTES", IngestSettings.max_line_bytes))
     if line_bytes < 1024:
-        raise SettingsError(f"MAILROOM_INGEST_MAX_LINE_BYTES={line_bytes} is too small; use at least 1024 (default 4 MiB)")
+        raise SettingsError(f"MAILROOM_INGEST_MAX_LINE_BYTES={line_bytes} is too small; "
+                            "use at least 1024 (default 4 MiB)")
     archive = env.get("MAILROOM_INGEST_ARCHIVE_DIR")
     return IngestSettings(
         max_line_bytes=line_bytes,
@@ -255,12 +257,14 @@ class PersonalizationSettings:
     sender_domain: str = "mail.example.com"
 
 
-LLM_KEY_VARIABLES = {"openai": ("MAILROOM_LLM_API_KEY", "OPENAI_API_KEY"), "secondary": ("MAILROOM_LLM_SECONDARY_API_KEY",)}
+LLM_KEY_VARIABLES = {"openai": ("MAILROOM_LLM_API_KEY", "OPENAI_API_KEY"),
+                     "secondary": ("MAILROOM_LLM_SECONDARY_API_KEY",)}
 
 
 def load_personalization_settings(environ: dict[str, str] | None = None) -> PersonalizationSettings:
     env = os.environ if environ is None else environ
-    prices = (_number(env, "MAILROOM_LLM_INPUT_USD_PER_MILLION", 0.15), _number(env, "MAILROOM_LLM_OUTPUT_USD_PER_MILLION", 0.60))
+    prices = (_number(env, "MAILROOM_LLM_INPUT_USD_PER_MILLION", 0.15),
+              _number(env, "MAILROOM_LLM_OUTPUT_USD_PER_MILLION", 0.60))
     timeout = _number(env, "MAILROOM_LLM_TIMEOUT_SECONDS", 20.0)
     primary = secondary = None
     if llm_api_key("openai", env):
@@ -318,7 +322,8 @@ def receiver_unsubscribe_secret(data_dir: Path, environ: dict[str, str] | None =
             f"{UNSUBSCRIBE_SECRET_VARIABLE} is not set: the receiver needs the secret the pipeline signs "
             f"unsubscribe links with, at least {MIN_SECRET_BYTES} bytes. Generate one with {_GENERATE_SECRET} "
             "and set it for the pipeline and the receiver alike; to try the receiver with the links `make demo` "
-            f"rendered, use the demo's key: export {UNSUBSCRIBE_SECRET_VARIABLE}=\"$(cat {data_dir / '.unsubscribe_secret'})\""
+            f"rendered, use the demo's key: export {UNSUBSCRIBE_SECRET_VARIABLE}="
+            f"\"$(cat {data_dir / '.unsubscribe_secret'})\""
         )
     return configured
 
@@ -399,7 +404,8 @@ def load_activation_settings(environ: dict[str, str] | None = None) -> Activatio
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("MAILROOM_DATA_DIR") or project_root() / "data").resolve()
     defaults = ActivationSettings()
-    chain = tuple(name.strip().lower() for name in (env.get("MAILROOM_DESTINATIONS") or "outbox").split(",") if name.strip())
+    chain = tuple(name.strip().lower() for name in (env.get("MAILROOM_DESTINATIONS") or "outbox").split(",")
+                  if name.strip())
     unknown = [name for name in chain if name not in DESTINATIONS]
     if unknown or not chain or len(set(chain)) != len(chain):
         raise SettingsError(
@@ -407,7 +413,8 @@ def load_activation_settings(environ: dict[str, str] | None = None) -> Activatio
             "at most once, first choice first, e.g. 'sendgrid,smtp'"
         )
     if "sendgrid" in chain and not sendgrid_api_key(env):
-        raise SettingsError("MAILROOM_DESTINATIONS includes sendgrid but MAILROOM_SENDGRID_API_KEY (or SENDGRID_API_KEY) is not set")
+        raise SettingsError("MAILROOM_DESTINATIONS includes sendgrid but MAILROOM_SENDGRID_API_KEY "
+                            "(or SENDGRID_API_KEY) is not set")
     if "smtp" in chain and not env.get("MAILROOM_SMTP_URL"):
         raise SettingsError("MAILROOM_DESTINATIONS includes smtp but MAILROOM_SMTP_URL is not set; "
                             "use e.g. smtp://user:password@smtp.example.com:587")
@@ -479,7 +486,8 @@ def _smtp_target(url: str) -> SmtpTarget:
         return SmtpTarget()
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise SettingsError(f"MAILROOM_SMTP_URL={parts._replace(netloc=parts.hostname or '').geturl()!r} is not an SMTP URL; "
+        raise SettingsError(f"MAILROOM_SMTP_URL={parts._replace(netloc=parts.hostname or '').geturl()!r} "
+                            "is not an SMTP URL; "
                             "use smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (implicit TLS)")
     security = "ssl" if parts.scheme == "smtps" else "starttls"
     if "tls=none" in parts.query:  # a relay on localhost or in a private network
@@ -631,7 +639,8 @@ def load_sync_settings(environ: dict[str, str] | None = None) -> SyncSettings:
     if mode not in SYNC_MODES:
         raise SettingsError(f"MAILROOM_CRM_SYNC_MODE={mode!r} must be one of {', '.join(SYNC_MODES)}")
     if destination == "hubspot" and not hubspot_access_token(env):
-        raise SettingsError("MAILROOM_CRM_DESTINATION=hubspot needs MAILROOM_HUBSPOT_ACCESS_TOKEN (a private app token)")
+        raise SettingsError("MAILROOM_CRM_DESTINATION=hubspot needs MAILROOM_HUBSPOT_ACCESS_TOKEN "
+                            "(a private app token)")
     batch = int(_number(env, "MAILROOM_CRM_BATCH_SIZE", SyncSettings.batch_size))
     if not 1 <= batch <= 100:
         raise SettingsError(f"MAILROOM_CRM_BATCH_SIZE={batch} must be between 1 and 100 (HubSpot's batch limit)")

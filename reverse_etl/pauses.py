@@ -55,7 +55,8 @@ def ensure_pauses(conn: Connection) -> None:
         conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
     conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
     conn.create_table(TABLE, COLUMNS)
-    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS campaign_pauses__campaign_id__entry ON {TABLE} (campaign_id, entry)")
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS campaign_pauses__campaign_id__entry "
+                 f"ON {TABLE} (campaign_id, entry)")
     conn.commit()
 
 

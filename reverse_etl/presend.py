@@ -60,7 +60,8 @@ def suppression_reasons(conn: Connection, page: Sequence[OutgoingMessage], now: 
         "consent AS (SELECT message_id, CAST(NULL AS VARCHAR) AS status, 1 AS recency FROM page WHERE 1 = 0), "
     provider = (
         "provider AS (SELECT k.message_id, "
-        "  max(CASE WHEN e.event = 'bounce' AND coalesce(e.bounce_type, 'bounce') = 'bounce' THEN 1 ELSE 0 END) AS hard_bounce, "
+        "  max(CASE WHEN e.event = 'bounce' AND coalesce(e.bounce_type, 'bounce') = 'bounce' "
+        "THEN 1 ELSE 0 END) AS hard_bounce, "
         "  max(CASE WHEN e.event = 'spamreport' THEN 1 ELSE 0 END) AS spam, "
         "  max(CASE WHEN e.event IN ('unsubscribe', 'group_unsubscribe') THEN 1 ELSE 0 END) AS unsubscribed "
         f"  FROM keys AS k JOIN raw.esp_events AS e ON k.kind = 'email' AND {EVENT_EMAIL} = k.value "

@@ -89,7 +89,8 @@ class Reconciler:
         self.conn.commit()  # the rows are this run's now; no row lock is held while destinations are asked
         rows = [Stale(*row) for row in self.conn.fetchall(
             "SELECT message_id, campaign_id, destination, sending_at, deliver_at, provider_batch_id "
-            f"FROM ops.send_ledger WHERE campaign_id = ? AND state = '{SENDING}' AND lease_owner = ? ORDER BY message_id",
+            f"FROM ops.send_ledger WHERE campaign_id = ? AND state = '{SENDING}' AND lease_owner = ? "
+            "ORDER BY message_id",
             [campaign_id, self.owner])]
         by_destination: dict[str, list[Stale]] = {}
         for row in rows:

@@ -224,7 +224,8 @@ class Sender:
         now = self.clock()
         for message_id, send_at, tz_name in held:
             try:
-                _, campaign, variant, customer_id, to_email, subject, html, text, headers, rendered_at = rows[message_id]
+                (_, campaign, variant, customer_id, to_email, subject, html, text, headers,
+                 rendered_at) = rows[message_id]
                 page.append(OutgoingMessage(
                     message_id=message_id, campaign_id=campaign, variant_id=variant, customer_id=customer_id,
                     to_email=to_email, subject=subject, html=html, text=text, headers=_headers(headers),
@@ -380,7 +381,8 @@ class Sender:
             untouched = [m for m in rest if m not in unknown]
             self._back_to_planned(conn, untouched)
             report.unknown += len(unknown)
-            self.log(f"{route.name}: {error} - {len(unknown):,} messages left in 'sending' to reconcile before any resend")
+            self.log(f"{route.name}: {error} - {len(unknown):,} messages left in 'sending' to reconcile "
+                     "before any resend")
             conn.commit()
             return untouched
         if isinstance(error, PayloadTooLarge) and len(rest) > 1:

@@ -74,7 +74,8 @@ def seed_messages(warehouse: Warehouse, campaign_id: str, customers: list[str], 
         message = renderer.render(template="picks_for_you", campaign_id=campaign_id, run_key=run_key,
                                   customer_id=customer, email=addresses.get(customer, email_of(customer)),
                                   first_name="Sam", content=unit, products=[
-                                      {"product_id": "p1", "name": "Lamp", "category": "home", "price": 20, "currency": "USD"}])
+                                      {"product_id": "p1", "name": "Lamp", "category": "home", "price": 20,
+                                       "currency": "USD"}])
         ids.append(message.message_id)
         rows.append((message.message_id, campaign_id, run_key, customer, "a", "seg", "content-1",
                      addresses.get(customer, email_of(customer)), message.subject, message.preheader, message.html,

@@ -15,10 +15,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from postgres_server import fresh_database, postgres_server  # noqa: E402
-
 from dagster_project.settings import Settings  # noqa: E402
 from dagster_project.warehouse import Warehouse  # noqa: E402
+
+from postgres_server import fresh_database, postgres_server  # noqa: E402
 
 SAMPLE_CUSTOMERS = 300
 SAMPLE_SEED = 11
@@ -52,6 +52,16 @@ def pg_server():
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse_kind(request) -> str:
     return request.param
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The `postgres` marker on every test that needs the server (`-m "not postgres"` runs the rest):
+    its warehouse is PostgreSQL, or it asks for the server itself. Modules that reach it through the
+    session's built templates mark themselves."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (callspec and callspec.params.get("warehouse_kind") == "postgres") or "pg_server" in item.fixturenames:
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture
@@ -128,6 +138,7 @@ def built_templates(tmp_path_factory, sample_landing, prepared_dbt, request):
     import dagster as dg
 
     from dagster_project.pipeline import run_batch_campaigns
+
     from pipeline_helpers import run_daily_pipeline, with_landing
 
     built: dict[tuple[str, str], BuiltWarehouse] = {}

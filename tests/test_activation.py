@@ -10,6 +10,12 @@ from datetime import datetime, timedelta
 from email import policy
 
 import pytest
+
+from dagster_project.addresses import normalized_address
+from reverse_etl.dry_run import private_ledger
+from reverse_etl.ledger import ledger_columns
+from reverse_etl.run import send_campaigns, summary_lines
+
 from activation_helpers import (
     AS_OF,
     activation_settings,
@@ -20,11 +26,6 @@ from activation_helpers import (
     seed_messages,
     wall_clock,
 )
-
-from dagster_project.addresses import normalized_address
-from reverse_etl.dry_run import private_ledger
-from reverse_etl.ledger import ledger_columns
-from reverse_etl.run import send_campaigns, summary_lines
 
 
 def _outbox_files(tmp_path) -> list:
@@ -219,7 +220,8 @@ def test_a_message_that_cannot_go_fails_alone_with_its_reason(settings, warehous
     seed_customers(warehouse, customers)
     ids = seed_messages(warehouse, "weekly", customers, addresses={customers[0]: "not-an-address"})
     with warehouse.connect() as conn:
-        conn.execute("UPDATE ops.campaign_messages SET headers_json = '[not json' WHERE customer_id = ?", [customers[1]])
+        conn.execute("UPDATE ops.campaign_messages SET headers_json = '[not json' WHERE customer_id = ?",
+                     [customers[1]])
         headers = json.loads(conn.scalar("SELECT headers_json FROM ops.campaign_messages WHERE customer_id = ?",
                                          [customers[2]]))
         headers["List-Unsubscribe"] = "<http://127.0.0.1:8025/unsubscribe?t=" + "x" * 1000 + ">"

@@ -20,16 +20,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from activation_helpers import (
-    activation_settings,
-    customer_ids,
-    ledger_states,
-    seed_customers,
-    seed_messages,
-    wall_clock,
-)
-from conftest import settings_environment
-from doubles.sendgrid_double import SendGridDouble
 
 from dagster_project.settings import Settings, project_root
 from dagster_project.warehouse import Warehouse, WarehouseError
@@ -41,6 +31,17 @@ from reverse_etl.destinations.base import BatchResult
 from reverse_etl.run import send_campaigns, summary_lines
 from reverse_etl.sender import Route, Sender
 from reverse_etl.throttle import CircuitBreaker, TokenBucket
+
+from activation_helpers import (
+    activation_settings,
+    customer_ids,
+    ledger_states,
+    seed_customers,
+    seed_messages,
+    wall_clock,
+)
+from conftest import settings_environment
+from doubles.sendgrid_double import SendGridDouble
 
 MESSAGES = 200
 CAMPAIGN = "weekly"
@@ -94,7 +95,8 @@ def test_a_run_that_outlives_its_lease_stops_and_leaves_the_rows_to_their_new_ow
         sendgrid.on_accept = take_over
         monkeypatch.setenv("MAILROOM_SENDGRID_API_KEY", sendgrid.api_key)
         [report] = send_campaigns(settings, activation_settings(
-            tmp_path, destinations=("sendgrid",), sendgrid_host=sendgrid.url, sendgrid_batch_size=10), log=lambda m: None)
+            tmp_path, destinations=("sendgrid",), sendgrid_host=sendgrid.url, sendgrid_batch_size=10),
+            log=lambda m: None)
         requests = sendgrid.requests
 
     assert report.lease_lost and report.handed_over == 0 and requests == [(202, 10)]  # it stopped at once

@@ -13,11 +13,12 @@ import time
 from collections import Counter
 
 import pytest
+
+from dagster_project.settings import project_root
+
 from activation_helpers import customer_ids, seed_customers, seed_messages
 from conftest import settings_environment
 from doubles.sendgrid_double import SendGridDouble
-
-from dagster_project.settings import project_root
 
 KILLS = 24
 MESSAGES = 4000

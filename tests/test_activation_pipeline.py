@@ -17,10 +17,11 @@ def test_sends_sit_below_messages_and_the_fresh_consent_and_provider_events(prep
     graph = load_definitions().resolve_asset_graph()
     for campaign in ("weekly_picks", "cart_abandonment"):
         parents = graph.get(dg.AssetKey(["campaigns", campaign, f"{campaign}_sends"])).parent_keys
-        # The weekly campaign's roll-out experiment renders its remainder in campaigns/weekly_picks/weekly_picks_rollout.
+        # The weekly campaign's roll-out experiment renders its remainder in
+        # campaigns/weekly_picks/weekly_picks_rollout.
         rollout = {dg.AssetKey(["campaigns", campaign, f"{campaign}_rollout"])} if campaign == "weekly_picks" else set()
-        assert parents == {dg.AssetKey(["campaigns", campaign, f"{campaign}_messages"]), dg.AssetKey(["raw", "consent_events"]),
-                           dg.AssetKey(["raw", "esp_events"])} | rollout
+        assert parents == {dg.AssetKey(["campaigns", campaign, f"{campaign}_messages"]),
+                           dg.AssetKey(["raw", "consent_events"]), dg.AssetKey(["raw", "esp_events"])} | rollout
 
 
 def _materialization(result, key: list[str]) -> dict:
@@ -33,7 +34,8 @@ def test_an_opt_out_after_the_audience_was_built_is_honoured(built_warehouse):
     definitions, instance = load_definitions(), dg.DagsterInstance.ephemeral()
     # Build the weekly audience and render its messages, but do not send yet.
     rendered = definitions.resolve_job_def("weekly_picks_campaign").execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(WEEKLY + ["weekly_picks_content"]), dg.AssetKey(WEEKLY + ["weekly_picks_messages"])])
+        instance=instance, asset_selection=[dg.AssetKey(WEEKLY + ["weekly_picks_content"]),
+                                            dg.AssetKey(WEEKLY + ["weekly_picks_messages"])])
     assert rendered.success
     with Warehouse(settings).connect() as conn:
         message_id, customer_id, address = conn.fetchall(

@@ -10,6 +10,16 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+
+from dagster_project.ingest.loader import ingest_source
+from dagster_project.ingest.sources import SOURCES
+from dagster_project.settings import SmtpTarget
+from reverse_etl.chain import build_finders, build_routes, send_policy
+from reverse_etl.destinations.sendgrid import SUBSTITUTIONS_LIMIT_BYTES
+from reverse_etl.run import resolve_unknown, send_campaigns
+from reverse_etl.sender import Sender
+from reverse_etl.throttle import Backoff
+
 from activation_helpers import (
     activation_settings,
     customer_ids,
@@ -21,15 +31,6 @@ from activation_helpers import (
 )
 from doubles.sendgrid_double import SendGridDouble
 from doubles.smtp_server import LocalSmtpServer
-
-from dagster_project.ingest.loader import ingest_source
-from dagster_project.ingest.sources import SOURCES
-from dagster_project.settings import SmtpTarget
-from reverse_etl.chain import build_finders, build_routes, send_policy
-from reverse_etl.destinations.sendgrid import SUBSTITUTIONS_LIMIT_BYTES
-from reverse_etl.run import resolve_unknown, send_campaigns
-from reverse_etl.sender import Sender
-from reverse_etl.throttle import Backoff
 
 
 @pytest.fixture
@@ -119,7 +120,8 @@ def test_an_address_that_cannot_go_fails_alone_with_its_reason(settings, warehou
     assert report.failed == {"invalid_address": 1, "smtputf8_unsupported": 1, "rejected_by_provider": 1}
     assert set(_deliveries_per_message(sendgrid)) == set(ids) - set(ids[5:8])
     with warehouse.connect() as conn:
-        rows = {r[0]: r[1:] for r in conn.fetchall("SELECT customer_id, state, reason, last_error FROM ops.send_ledger")}
+        rows = {r[0]: r[1:] for r in conn.fetchall(
+            "SELECT customer_id, state, reason, last_error FROM ops.send_ledger")}
     assert rows[customers[5]][:2] == ("failed", "invalid_address")
     assert rows[customers[6]][:2] == ("failed", "smtputf8_unsupported") and "drops" in rows[customers[6]][2]
     assert rows[customers[7]][:2] == ("failed", "rejected_by_provider") and "to.0.email" in rows[customers[7]][2]

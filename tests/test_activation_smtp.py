@@ -10,6 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from dagster_project.settings import SmtpTarget
+from reverse_etl.run import send_campaigns
+
 from activation_helpers import (
     AS_OF,
     activation_settings,
@@ -20,9 +23,7 @@ from activation_helpers import (
     seed_messages,
     wall_clock,
 )
-from dagster_project.settings import SmtpTarget
 from doubles.smtp_server import LocalSmtpServer
-from reverse_etl.run import send_campaigns
 
 CAMPAIGN = "smtp_test"
 
@@ -40,7 +41,8 @@ def seeded(warehouse, count: int, send_at=AS_OF) -> list[str]:
 
 
 def smtp_settings(tmp_path, server: LocalSmtpServer, username: str = "", chain=("smtp",)):
-    return activation_settings(tmp_path, destinations=chain, smtp=SmtpTarget(server.host, server.port, username, "none"))
+    return activation_settings(tmp_path, destinations=chain,
+                               smtp=SmtpTarget(server.host, server.port, username, "none"))
 
 
 def send(settings, activation):

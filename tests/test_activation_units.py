@@ -11,11 +11,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dagster_project.settings import SettingsError, load_activation_settings, smtp_password
-from doubles.sendgrid_double import SendGridDouble
 from reverse_etl.destinations.sendgrid import HTML_TAG, SUBSTITUTIONS_LIMIT_BYTES, TEXT_TAG, SendGridDestination
 from reverse_etl.outgoing import OutgoingMessage
 from reverse_etl.presend import delivery_time
 from reverse_etl.throttle import Backoff, CircuitBreaker, TokenBucket
+
+from doubles.sendgrid_double import SendGridDouble
 
 NOW = datetime(2026, 11, 1, 12, 0)
 BERLIN_QUIET = (21, 8)

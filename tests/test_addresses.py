@@ -23,7 +23,8 @@ def test_the_dbt_macro_is_the_same_sql_as_python():
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.one_of(printable, st.sampled_from([" Jane@Example.COM ", "ÄÖ@Bücher.de", "\tX@y.z", "\xa0nbsp@x.com\u2003"])),
+@given(values=st.lists(st.one_of(printable, st.sampled_from([" Jane@Example.COM ", "ÄÖ@Bücher.de", "\tX@y.z",
+                                                              "\xa0nbsp@x.com\u2003"])),
                        min_size=1, max_size=20))
 @example(values=["\xa0nbsp@x.com\u2003"])  # DuckDB's trim() drops more than the space; PostgreSQL's does not
 def test_sql_normalization_equals_python_on_both_warehouses(warehouse, values):
@@ -49,7 +50,8 @@ def test_accepted_addresses_read_the_same_in_the_standard_library(local, domain,
 ADDRESS_ALPHABET = "abzAZ09._-+'!#~,\"<> é\t\x00"
 near_addresses = st.builds(
     lambda local, domain, tld: f"{local}@{domain}.{tld}",
-    st.text(ADDRESS_ALPHABET, max_size=12), st.text(ADDRESS_ALPHABET, max_size=12), st.text(ADDRESS_ALPHABET, max_size=6))
+    st.text(ADDRESS_ALPHABET, max_size=12), st.text(ADDRESS_ALPHABET, max_size=12),
+    st.text(ADDRESS_ALPHABET, max_size=6))
 
 
 @given(text=st.one_of(near_addresses, st.text(max_size=40)))

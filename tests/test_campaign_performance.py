@@ -14,8 +14,8 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import pytest
 
-from conftest import _copy_warehouse, settings_environment
 from dagster_project.defs.experiments.assets import campaign_performance_key
 from dagster_project.defs.personalization.campaign_assets import load_campaigns, readout_key
 from dagster_project.experiments.performance import (
@@ -33,10 +33,14 @@ from dagster_project.pipeline import load_definitions
 from dagster_project.sample_data.engagement import EngagementRates, simulate_engagement
 from dagster_project.settings import Settings
 from dagster_project.warehouse import Warehouse
-from dbt_runner import dbt
-from pipeline_helpers import table_rows
 from reverse_etl.receiver.landing_writer import write_landing_file
 from reverse_etl.receiver.unsubscribe import CONSENT_SOURCE, FILE_PREFIX, opt_out_event
+
+from conftest import _copy_warehouse, settings_environment
+from dbt_runner import dbt
+from pipeline_helpers import table_rows
+
+pytestmark = pytest.mark.postgres  # both engines, through the session's built templates
 
 CAMPAIGN = "weekly_picks"
 KINDS = ("duckdb", "postgres")
@@ -202,10 +206,12 @@ def _metrics_add_up(warehouse: Warehouse) -> None:
             one("SELECT count(*) FROM ops.campaign_suppressions")
         assert (one("SELECT sum(customers) FROM marts.metrics_suppressions_daily WHERE stage = 'pre_send'") or 0) == \
             one("SELECT count(*) FROM ops.send_ledger WHERE state = 'suppressed'")
-        assert one("SELECT sum(messages) FROM marts.metrics_delivery_daily") == one("SELECT count(*) FROM ops.send_ledger")
+        assert one("SELECT sum(messages) FROM marts.metrics_delivery_daily") == \
+            one("SELECT count(*) FROM ops.send_ledger")
         assert one("SELECT sum(messages_rendered) FROM marts.metrics_content_daily") == \
             one("SELECT count(*) FROM ops.campaign_messages")
-        assert one("SELECT sum(content_units) FROM marts.metrics_content_daily") == one("SELECT count(*) FROM ops.content")
+        assert one("SELECT sum(content_units) FROM marts.metrics_content_daily") == \
+            one("SELECT count(*) FROM ops.content")
         assert one("SELECT sum(messages_handed_over) FROM marts.metrics_send_runs") == accepted
         assert one("SELECT sum(sends) FROM marts.metrics_engagement_decay") == accepted
         assert one("SELECT count(*) FROM marts.metrics_engagement_cohorts WHERE NOT "
@@ -245,7 +251,8 @@ def _readout_shows_performance(settings: Settings) -> None:
     # Numbers the UI plots across runs: the variants pooled.
     assert metadata["sends"].value == totals[0].sends + b.sends
     assert metadata["revenue"].value == float(totals[0].revenue + b.revenue) > 0
-    assert metadata["click_rate"].value == round((totals[0].clicks + b.clicks) / (totals[0].deliveries + b.deliveries), 4)
+    assert metadata["click_rate"].value == \
+        round((totals[0].clicks + b.clicks) / (totals[0].deliveries + b.deliveries), 4)
 
 
 def _per_variant(fact: str, condition: str = "TRUE") -> str:

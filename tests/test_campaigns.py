@@ -176,7 +176,8 @@ def test_rerunning_a_campaign_sends_nothing_new_and_keeps_assignments(campaigned
     assert campaign_metadata(runs, "weekly_picks", "sends")["handed_over"] == 0
     assert len(list((settings.data_dir / "outbox").rglob("*.eml"))) == len(messages)
     with Warehouse(settings).connect() as conn:
-        assert conn.fetchall("select campaign_id, customer_id, variant_id from ops.variant_assignments order by 1, 2") == before
+        assert conn.fetchall("select campaign_id, customer_id, variant_id from ops.variant_assignments "
+                             "order by 1, 2") == before
         assert conn.fetchall("select message_id, html_body from ops.campaign_messages order by 1") == messages
 
 
@@ -185,11 +186,12 @@ def test_campaigns_appear_in_the_lineage_below_their_audience(prepared_dbt):
     content = dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"])
     messages = dg.AssetKey(["campaigns", "cart_abandonment", "cart_abandonment_messages"])
     assert dg.AssetKey(["marts", "campaign_weekly_picks"]) in graph.get(content).parent_keys
-    assert {dg.AssetKey(["campaigns", "cart_abandonment", "cart_abandonment_content"]), dg.AssetKey(["marts", "abandoned_cart_items"])} \
-        <= graph.get(messages).parent_keys
+    assert {dg.AssetKey(["campaigns", "cart_abandonment", "cart_abandonment_content"]),
+            dg.AssetKey(["marts", "abandoned_cart_items"])} <= graph.get(messages).parent_keys
     daily = load_definitions().resolve_job_def("daily_campaign_pipeline")
     assert messages in daily.asset_layer.executable_asset_keys  # triggers run daily
-    assert dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_messages"]) not in daily.asset_layer.executable_asset_keys
+    assert dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_messages"]) \
+        not in daily.asset_layer.executable_asset_keys
 
 
 def test_assignments_stay_sticky_until_the_variant_disappears(campaigned_warehouse):

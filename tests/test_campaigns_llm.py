@@ -72,7 +72,8 @@ def test_campaigns_written_by_the_llm_record_cost_and_never_see_pii(
         before = len(double.requests)
         again = run_batch_campaigns(dg.DagsterInstance.ephemeral())
         assert len(double.requests) == before
-        assert materialized(again, dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"]))["reused_from_cache"] \
+        assert materialized(
+            again, dg.AssetKey(["campaigns", "weekly_picks", "weekly_picks_content"]))["reused_from_cache"] \
             == content["content_units"]
 
 

@@ -3,9 +3,13 @@ pipeline on the same input."""
 
 from __future__ import annotations
 
+import pytest
+
 from dagster_project.warehouse import Warehouse
 
 from pipeline_helpers import table_rows
+
+pytestmark = pytest.mark.postgres  # both engines, through the session's built templates
 
 COMPARED = [
     "raw.cdp_events", "raw.crm_contacts", "raw.consent_events", "raw.products", "raw.esp_events",

@@ -7,7 +7,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from dagster_project.analytics.dashboards import DASHBOARDS, EMAIL_COLUMNS, marketing, write_dashboards
 from dagster_project.analytics.page import render

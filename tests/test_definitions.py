@@ -79,7 +79,8 @@ def test_lineage_tells_the_whole_story_with_names_a_person_can_tell_apart(prepar
     assert len(labels) == len(set(labels)), sorted(label for label in labels if labels.count(label) > 1)
     # campaign -> content -> messages -> sends -> ledger -> engagement facts -> CRM write-back
     story = [["marts", "campaign_weekly_picks"], ["campaigns", "weekly_picks", "weekly_picks_content"],
-             ["campaigns", "weekly_picks", "weekly_picks_messages"], ["campaigns", "weekly_picks", "weekly_picks_sends"],
+             ["campaigns", "weekly_picks", "weekly_picks_messages"],
+             ["campaigns", "weekly_picks", "weekly_picks_sends"],
              ["ops", "send_ledger"], ["staging", "stg_ops__send_ledger"], ["intermediate", "int_email_sends"],
              ["marts", "fct_email_sends"], ["marts", "sync_crm__contacts"], ["crm", "contacts"]]
     for parent, child in zip(story, story[1:]):
@@ -88,7 +89,8 @@ def test_lineage_tells_the_whole_story_with_names_a_person_can_tell_apart(prepar
     assert graph.get(dg.AssetKey(["staging", "countries"])).group_name == "warehouse"  # a seed
     # ... and on to the metrics marts and the dashboards built from them.
     metrics = dg.AssetKey(["marts", "metrics_email_daily"])
-    assert graph.get(metrics).group_name == graph.get(dg.AssetKey(["analytics", "dashboards"])).group_name == "analytics"
+    assert graph.get(metrics).group_name == graph.get(dg.AssetKey(["analytics", "dashboards"])).group_name \
+        == "analytics"
     assert metrics in graph.get(dg.AssetKey(["marts", "email_message_outcomes"])).child_keys
     assert dg.AssetKey(["analytics", "dashboards"]) in graph.get(metrics).child_keys
 

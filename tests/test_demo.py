@@ -50,12 +50,14 @@ def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(tmp_path, mon
     # Each run with its own seconds per stage (the weekly run's dbt step does not overwrite the daily's).
     assert re.search(r"Daily pipeline: .*\n  run \w{8} succeeded in [\d.]+ s", out), out
     assert len(re.findall(r"    dbt build +[\d.]+ s  models and seeds built [1-9]", out)) == 3, out
-    assert re.search(r"raw/cdp_events +[\d.]+ s  [1-9][\d,]* rows loaded, \d+ quarantined \([1-9][\d,]* in the table\)", out)
+    assert re.search(r"raw/cdp_events +[\d.]+ s  [1-9][\d,]* rows loaded, "
+                     r"\d+ quarantined \([1-9][\d,]* in the table\)", out)
     assert "Quality gates" in out and "gx_send_eligibility" in out and "BLOCKED" not in out
     assert re.search(r"dbt tests \(\d+\) +[1-9]\d* passed", out), out
     # Both campaigns are written offline by the rule-based writer and rendered.
     for campaign in ("weekly_picks", "cart_abandonment"):
-        assert re.search(rf"{campaign}_content +[\d.]+ s  [1-9][\d,]* content units \(0 by the LLM, \$0.0000\)", out), out
+        assert re.search(rf"{campaign}_content +[\d.]+ s  [1-9][\d,]* content units "
+                         r"\(0 by the LLM, \$0.0000\)", out), out
         assert re.search(rf"{campaign}_messages +[\d.]+ s  [1-9][\d,]* rendered", out), out
         # A readout per campaign after the engagement loop.
         assert re.search(rf"  {campaign} run 2026-11-01\n    variants    units a \d+, b \d+; SRM p=", out), out
@@ -71,7 +73,8 @@ def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(tmp_path, mon
 
     # The runs belong to the code location `make dev` loads, as if launched from its UI.
     runs = dg.DagsterInstance.get().get_runs()
-    assert {run.job_name for run in runs} >= {"daily_campaign_pipeline", "weekly_picks_campaign", "weekly_picks_rollout"}
+    assert {run.job_name for run in runs} >= {"daily_campaign_pipeline", "weekly_picks_campaign",
+                                              "weekly_picks_rollout"}
     for run in runs:
         assert run.remote_job_origin.location_name == LOCATION_NAME
         assert run.tags_for_storage()[".dagster/repository"] == f"__repository__@{LOCATION_NAME}"

@@ -16,6 +16,7 @@ from dagster_project.sample_data.engagement import (
     simulate_engagement,
 )
 from dagster_project.warehouse import Warehouse
+
 from pipeline_helpers import run_daily_pipeline
 
 

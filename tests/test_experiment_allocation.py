@@ -12,6 +12,7 @@ from dagster_project.experiments.allocation import earlier_results
 from dagster_project.experiments.decisions import ALLOCATION, stored_decision
 from dagster_project.personalization.messages_step import render_campaign_messages
 from dagster_project.warehouse import Warehouse
+
 from test_experiment_rollout import B_WINS, CAMPAIGN, _engagement_arrives, _renderer
 
 

@@ -21,7 +21,12 @@ from statsmodels.stats import proportion as sm_proportion
 from statsmodels.stats.multitest import multipletests
 
 from dagster_project.experiments import (
-    ArmTotals, ComparisonRow, MetricSpec, MetricTotals, ReadoutOptions, compute_readout,
+    ArmTotals,
+    ComparisonRow,
+    MetricSpec,
+    MetricTotals,
+    ReadoutOptions,
+    compute_readout,
 )
 from dagster_project.experiments.__main__ import main
 from dagster_project.experiments.csv_source import CsvInputError, read_arm_totals
@@ -366,7 +371,8 @@ def test_csv_source_rejects_empty_arms_ragged_rows_empty_files_and_non_utf8(tmp_
 
 
 @settings(max_examples=150, deadline=None)
-@given(body=st_.binary(max_size=2000), header=st_.sampled_from([b"arm,clicked,revenue\n", b"", b"\xef\xbb\xbfarm,clicked,revenue\n"]))
+@given(body=st_.binary(max_size=2000),
+       header=st_.sampled_from([b"arm,clicked,revenue\n", b"", b"\xef\xbb\xbfarm,clicked,revenue\n"]))
 def test_any_bytes_give_totals_or_a_clear_error(tmp_path_factory, body, header):
     """Hostile files (any bytes, encodings, quoting, line endings): the reader either counts every data
     row into an arm or stops with CsvInputError; nothing else escapes."""

@@ -28,8 +28,9 @@ from dagster_project.pipeline import load_definitions
 from dagster_project.sample_data.engagement import EngagementRates, simulate_engagement
 from dagster_project.settings import load_activation_settings, load_personalization_settings
 from dagster_project.warehouse import Warehouse
-from dbt_runner import dbt
 from reverse_etl.run import send_campaigns
+
+from dbt_runner import dbt
 
 CAMPAIGN = "weekly_picks"
 # The test fraction of the 300-customer sample is a few dozen per arm: small enough for a test, and
@@ -40,7 +41,8 @@ B_WINS = {(CAMPAIGN, "a"): EngagementRates(human_open=0.3, click_given_open=0.05
 NO_DIFFERENCE = {(CAMPAIGN, "a"): EngagementRates(0.4, 0.5), (CAMPAIGN, "b"): EngagementRates(0.4, 0.5)}
 # dbt models between the provider events / ops tables and the experiment units (not the identity chain).
 ENGAGEMENT_MODELS = ["stg_esp__events+,+experiment_units", "stg_ops__send_ledger+,+experiment_units",
-                     "stg_ops__campaign_messages+,+experiment_units", "stg_ops__campaign_assignments+,+experiment_units"]
+                     "stg_ops__campaign_messages+,+experiment_units",
+                     "stg_ops__campaign_assignments+,+experiment_units"]
 
 
 def _weekly(**experiment):
@@ -123,14 +125,16 @@ def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_wareho
     metadata, check = _readout_asset(settings)
     assert "| b |" in metadata["readout"] and "clicked" in metadata["readout"] and "holdout" in metadata["holdout_lift"]
     assert metadata["units_a"] > 0 and metadata["units_b"] > 0 and metadata["clicked_difference_b"] > 0
-    assert metadata["clicked_difference_low_b"] < metadata["clicked_difference_b"] < metadata["clicked_difference_high_b"]
+    assert metadata["clicked_difference_low_b"] < metadata["clicked_difference_b"] \
+        < metadata["clicked_difference_high_b"]
     assert check.check_name == "no_sample_ratio_mismatch" and check.passed
     # Against the holdout: only the test fraction of the rest has entered, and the expected split knows it.
     before = _holdout_readout(settings)
     assert not before.has_srm and {a.arm: a.units for a in before.arms}["campaign"] < \
         {a.arm: a.units for a in before.arms}["holdout"] * 9  # not yet the full 90:10
     clicked = next(r for r in before.rows if r.metric == "clicked")
-    assert clicked.control_value == 0 and clicked.variant_value > 0 and clicked.is_significant  # the holdout gets no mail
+    # the holdout gets no mail
+    assert clicked.control_value == 0 and clicked.variant_value > 0 and clicked.is_significant
 
     # A fixed-horizon test would not look before its deadline; the sequential one may, and decides.
     [fixed] = roll_out(warehouse, _weekly(method="fixed", **SMALL), _renderer(settings), an_hour_in)

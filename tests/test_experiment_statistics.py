@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st_
 from scipy import special, stats
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats import proportion as sm_proportion
+from statsmodels.stats.multitest import multipletests
 
 from dagster_project.experiments import statistics as st
 from dagster_project.experiments.statistics import SampleMoments

@@ -15,8 +15,6 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
-from activation_helpers import activation_settings, customer_ids, ledger_states, seed_customers, seed_messages
-from dbt_runner import dbt
 
 from dagster_project.analytics.guards import (
     ERROR,
@@ -40,6 +38,9 @@ from reverse_etl.receiver.landing_writer import write_landing_file
 from reverse_etl.run import send_campaigns, summary_lines
 from reverse_etl.send import main as send_main
 from reverse_etl.sender import Sender
+
+from activation_helpers import activation_settings, customer_ids, ledger_states, seed_customers, seed_messages
+from dbt_runner import dbt
 
 NOW = datetime(2026, 11, 2, 9, 0)
 CAMPAIGN = "weekly_picks"
@@ -167,7 +168,8 @@ def test_a_paused_campaign_plans_its_messages_and_hands_none_over_until_resumed(
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").rglob("*.eml"))
     [line, *_] = summary_lines(report)
     assert line.startswith("weekly: paused - complaints from one ISP (paused by cli:sam at 2026-11-02 09:00 UTC); "
-                           "12 messages stay planned; resume with `python -m reverse_etl.send --resume --campaign weekly`")
+                           "12 messages stay planned; "
+                           "resume with `python -m reverse_etl.send --resume --campaign weekly`")
 
     with warehouse.connect() as conn:
         pauses.resume(conn, "weekly", "understood", "cli:sam", NOW + timedelta(minutes=5))
@@ -241,7 +243,8 @@ def test_the_ui_pauses_and_resumes_a_campaign_through_jobs(prepared_dbt, mailroo
     assert "No campaign 'weekly_pick': set campaign_id to one of" in failure.step_failure_data.error.message
     assert "weekly_picks" in failure.step_failure_data.error.message
 
-    assert launch("pause_campaign_sends", campaign_id=CAMPAIGN, reason="complaints from one ISP", operator="sam").success
+    assert launch("pause_campaign_sends", campaign_id=CAMPAIGN, reason="complaints from one ISP",
+                  operator="sam").success
     assert launch("pause_campaign_sends", campaign_id=CAMPAIGN).success  # paused already: nothing recorded
     assert launch("resume_campaign_sends", campaign_id=CAMPAIGN).success
     with warehouse.connect() as conn:

@@ -37,9 +37,11 @@ TRICKY_EVENTS = [
     event("z1", userId="u8", anonymousId="00000000-0000-0000-0000-000000000000"),
     event("z2", userId="u9", anonymousId="00000000-0000-0000-0000-000000000000"),
     # A real person across two devices, an alias and a phone in two spellings.
-    event("r1", anonymousId="phone-app", traits={"email": "  Ana@Example.com", "phone": "(415) 555-0132", "country": "US"}),
+    event("r1", anonymousId="phone-app",
+          traits={"email": "  Ana@Example.com", "phone": "(415) 555-0132", "country": "US"}),
     event("r2", userId="u10", anonymousId="web"),
-    {"messageId": "r3", "type": "alias", "timestamp": "2026-10-02T10:00:00Z", "previousId": "phone-app", "userId": "u10"},
+    {"messageId": "r3", "type": "alias", "timestamp": "2026-10-02T10:00:00Z", "previousId": "phone-app",
+     "userId": "u10"},
     event("r4", anonymousId="tablet", traits={"phone": "+1 415-555-0132"}),
 ]
 

@@ -8,8 +8,6 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
 from dagster_project.ingest.loader import ingest_source
 from dagster_project.ingest.sources import SOURCES
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 
@@ -38,8 +37,8 @@ def jsonl(*records) -> bytes:
 
 def ledger(warehouse) -> dict[str, tuple]:
     with warehouse.connect() as conn:
-        return {file: (status, rows_read, rows_loaded, rows_quarantined, error) for file, status, rows_read, rows_loaded,
-                rows_quarantined, error in conn.fetchall(
+        return {file: (status, rows_read, rows_loaded, rows_quarantined, error)
+                for file, status, rows_read, rows_loaded, rows_quarantined, error in conn.fetchall(
                     "SELECT file, status, rows_read, rows_loaded, rows_quarantined, error FROM raw.ingested_files")}
 
 

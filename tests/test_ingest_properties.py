@@ -94,7 +94,8 @@ def assert_conserved(warehouse, source, report, landing, expected_reads: dict[st
             assert file.rows_read == file.rows_loaded + file.rows_quarantined
             assert conn.scalar(f"SELECT count(*) FROM {source.qualified_table} WHERE source_file = ?",
                                [file.file]) == file.rows_loaded
-            assert conn.scalar("SELECT count(*) FROM raw.quarantine WHERE file = ?", [file.file]) == file.rows_quarantined
+            assert conn.scalar("SELECT count(*) FROM raw.quarantine WHERE file = ?",
+                               [file.file]) == file.rows_quarantined
             if expected_reads.get(file.file) is not None:
                 assert file.rows_read == expected_reads[file.file]
         for file in report.files_rejected:

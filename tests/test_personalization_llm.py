@@ -23,6 +23,7 @@ from dagster_project.personalization.llm_writer import LlmEndpoint, LlmError, wr
 from dagster_project.personalization.pii import PiiDetector
 from dagster_project.personalization.prompts import Prompt, PromptError, load_prompt, load_prompt_pair
 from dagster_project.sample_data.world import NAMES
+
 from doubles.openai_double import PII_EMAIL, PII_PHONE, openai_double
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,7 @@
 """Message rendering (dagster_project/personalization/render.py) with the real templates in
 content/templates: merge fields stay text, every message can be unsubscribed from and carries the
-footer, unsubscribe tokens are opaque and resist tampering, Message-IDs are deterministic and headers stay single lines."""
+footer, unsubscribe tokens are opaque and resist tampering, Message-IDs are deterministic and headers
+stay single lines."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def unit(**overrides) -> ContentUnit:
 
 def render(renderer: MessageRenderer, **overrides) -> RenderedMessage:
     arguments = {"template": "picks_for_you", "campaign_id": "weekly-2026-45", "run_key": "run-1",
-                 "customer_id": "cus_00ab", "email": "ada@example.com", "first_name": "Ada", "content": unit(), "products": PRODUCTS}
+                 "customer_id": "cus_00ab", "email": "ada@example.com", "first_name": "Ada", "content": unit(),
+                 "products": PRODUCTS}
     return renderer.render(**{**arguments, **overrides})
 
 

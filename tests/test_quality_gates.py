@@ -21,7 +21,8 @@ from pipeline_helpers import run_daily_pipeline, with_landing
 # so all are applied at once and every gate runs once.
 CORRUPTIONS = [
     ("raw_cdp_events",
-     "insert into raw.cdp_events select * from raw.cdp_events where message_id = (select min(message_id) from raw.cdp_events)",
+     "insert into raw.cdp_events select * from raw.cdp_events "
+     "where message_id = (select min(message_id) from raw.cdp_events)",
      "expect_column_values_to_be_unique(message_id)"),
     ("raw_cdp_events",
      "update raw.cdp_events set event_name = null where message_id = "
@@ -32,7 +33,8 @@ CORRUPTIONS = [
      "(select max(message_id) from raw.cdp_events where event_type = 'page')",
      "expect_column_values_to_be_between(event_at)"),
     ("raw_crm_contacts",
-     "update raw.crm_contacts set email = 'not-an-email' where contact_id = (select min(contact_id) from raw.crm_contacts)",
+     "update raw.crm_contacts set email = 'not-an-email' "
+     "where contact_id = (select min(contact_id) from raw.crm_contacts)",
      "expect_column_values_to_match_regex(email)"),
     ("raw_consent_events",
      "update raw.consent_events set status = 'OPT_IN' where event_id = (select min(event_id) from raw.consent_events)",
@@ -225,7 +227,8 @@ def test_a_failing_dbt_test_blocks_downstream_assets(mailroom_env, sample_landin
     fails dbt's error-severity not_null test on stg_cdp__order_items: the dbt step fails, dbt skips
     the models below the test, and nothing downstream runs."""
     settings = with_landing(mailroom_env, sample_landing)
-    path = next(p for p in sorted((settings.landing_dir / "cdp").glob("*.jsonl")) if '"Order Completed"' in p.read_text())
+    path = next(p for p in sorted((settings.landing_dir / "cdp").glob("*.jsonl"))
+                if '"Order Completed"' in p.read_text())
     lines = path.read_text().splitlines()
     position = next(i for i, line in enumerate(lines) if '"Order Completed"' in line and '"product_id"' in line)
     lines[position] = lines[position].replace('"product_id"', '"productid"')
@@ -272,7 +275,8 @@ def test_quality_docs_report_every_suite(built_warehouse):
     assert names <= pages
     assert list((index.parent / "validations").rglob("*.html"))
     if settings.warehouse == "postgres":  # no connection string left on disk
-        assert settings.postgres.dbname not in "".join(p.read_text(errors="ignore") for p in index.parent.rglob("*.html"))
+        assert settings.postgres.dbname not in "".join(p.read_text(errors="ignore")
+                                                       for p in index.parent.rglob("*.html"))
 
 
 def campaign_suite(settings, template: str, campaign_id: str, relation: str, audience: tuple[str, ...]):
@@ -297,8 +301,8 @@ def test_campaign_gates_catch_a_customer_without_consent_and_broken_messages(cam
             "(select min(customer_id) from marts.campaign_weekly_picks where ineligible_reason = 'opted_out')") == 1
         first, second = [row[0] for row in conn.fetchall(
             "select message_id from ops.campaign_messages where campaign_id = 'weekly_picks' order by 1 limit 2")]
-        conn.execute("update ops.campaign_messages set html_body = html_body || '{{ first_name }}' where message_id = ?",
-                     [first])
+        conn.execute("update ops.campaign_messages set html_body = html_body || '{{ first_name }}' "
+                     "where message_id = ?", [first])
         conn.execute("update ops.campaign_messages set text_body = replace(text_body, ?, '') where message_id = ?",
                      ["unsubscribe?token=", second])
     failed_audience = run_gate(warehouse, audience, settings.reference_time()).blocking_failures
@@ -347,7 +351,8 @@ TINY_SUITE = {
          "kwargs": {"column": "amount", "min_value": -10, "max_value": 10}, "severity": "warning"},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {
             "column": "previous_id",
-            "row_condition": {"column": {"name": "event_type"}, "operator": "==", "parameter": "alias", "type": "comparison"}},
+            "row_condition": {"column": {"name": "event_type"}, "operator": "==", "parameter": "alias",
+                              "type": "comparison"}},
          "severity": "critical", "notes": "Segment spec: an alias call carries previousId."},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "event_type"}, "severity": "critical"},
         {"type": "expect_column_values_to_be_in_set",

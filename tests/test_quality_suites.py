@@ -33,7 +33,8 @@ def test_every_gated_asset_has_exactly_one_suite():
 def test_campaign_templates_are_made_concrete_per_campaign():
     templates = {t.name: t for t in load_templates(EXPECTATIONS)}
     assert set(templates) == {"campaign_audience", "campaign_messages"}
-    audience = templates["campaign_audience"].for_campaign("weekly", "marts.campaign_weekly", ("marts", "campaign_weekly"))
+    audience = templates["campaign_audience"].for_campaign("weekly", "marts.campaign_weekly",
+                                                           ("marts", "campaign_weekly"))
     assert audience.asset == ("marts", "campaign_weekly") and audience.name == "campaign_audience__weekly"
     assert "from marts.campaign_weekly as audience" in audience.query and "{" not in audience.query
     messages = templates["campaign_messages"].for_campaign("weekly", "marts.campaign_weekly", ("marts", "x"))
@@ -44,7 +45,8 @@ def test_campaign_templates_are_made_concrete_per_campaign():
 
 def test_severity_comes_from_the_suite_file():
     suite = load_suite(EXPECTATIONS / "raw_crm_contacts.json")
-    severities = {config.type + ":" + str(config.kwargs.get("column")): config.severity.value for config in suite.expectations}
+    severities = {config.type + ":" + str(config.kwargs.get("column")): config.severity.value
+                  for config in suite.expectations}
     assert severities["expect_column_values_to_be_in_set:lifecycle_stage"] == "warning"
     assert severities["expect_column_values_to_not_be_null:contact_id"] == "critical"
 
@@ -134,10 +136,13 @@ ALIAS = {"column": {"name": "event_type"}, "operator": "==", "parameter": "alias
 def test_each_expectation_reads_as_what_it_checks_on_which_rows_with_its_note(tmp_path):
     """Two checks on one column read apart; the condition and the note come from the suite file."""
     suite = _suite(tmp_path, [
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 100000}},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": -10, "max_value": 10.5}},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "amount", "min_value": 0, "max_value": 100000}},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "amount", "min_value": -10, "max_value": 10.5}},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "event_type"}},
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "event_type", "value_set": ["track", "alias"]}},
+        {"type": "expect_column_values_to_be_in_set",
+         "kwargs": {"column": "event_type", "value_set": ["track", "alias"]}},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "previous_id", "row_condition": ALIAS},
          "notes": "Segment spec: an alias call carries previousId."},
         {"type": "expect_column_values_to_match_regex",
@@ -178,8 +183,10 @@ def test_labels_alike_are_told_apart_by_their_condition_then_by_number(tmp_path)
 
 
 @pytest.mark.parametrize(("condition", "words"), [
-    ({"column": {"name": "is_eligible"}, "operator": "==", "parameter": True, "type": "comparison"}, "is_eligible is true"),
-    ({"column": {"name": "orders"}, "operator": ">=", "parameter": 1000, "type": "comparison"}, "orders is at least 1,000"),
+    ({"column": {"name": "is_eligible"}, "operator": "==", "parameter": True, "type": "comparison"},
+     "is_eligible is true"),
+    ({"column": {"name": "orders"}, "operator": ">=", "parameter": 1000, "type": "comparison"},
+     "orders is at least 1,000"),
     ({"column": {"name": "anonymous_id"}, "is_null": True, "type": "nullity"}, "anonymous_id has no value"),
     ({"column": {"name": "jurisdiction"}, "operator": "IN", "parameter": ["EU", "UK", "OTHER"], "type": "comparison"},
      "jurisdiction is one of EU, UK or OTHER"),

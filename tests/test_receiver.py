@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from hypothesis import given
-from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from dagster_project.ingest.loader import ingest_source
 from dagster_project.ingest.sources import SOURCES
@@ -406,9 +406,9 @@ def test_an_opt_out_needs_no_jurisdiction_but_an_opt_in_does():
 def test_an_unsubscribe_through_the_endpoint_suppresses_the_customers_next_message(settings, tmp_path, monkeypatch):
     """The List-Unsubscribe link of a rendered message, clicked before the send: the opt-out lands,
     is ingested, and the last look before sending suppresses exactly that customer."""
-    import activation_helpers as activation
-
     from reverse_etl.run import send_campaigns
+
+    import activation_helpers as activation
 
     RECEIVER_SECRET = b"activation-and-receiver-secret-32b"
 

@@ -156,8 +156,8 @@ def _time_problem(value, epoch: bool = False) -> set[str]:
 
 
 def _id_problem(value) -> set[str]:
-    return set() if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)) \
-        else {"wrong_type"}
+    return (set() if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+            else {"wrong_type"})
 
 
 def cdp_problems(record: dict | None) -> set[str]:

@@ -10,18 +10,19 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from doubles.hubspot_double import ACCESS_TOKEN, ACCOUNT_DETAILS_PATH, HubSpotDouble
-from postgres_server import fresh_database
 
 from dagster_project.settings import Settings, SyncSettings
 from dagster_project.warehouse import Warehouse
-from reverse_etl.sync.destinations.hubspot import HubSpotCrm
 from reverse_etl.sync import state as state_module
+from reverse_etl.sync.destinations.hubspot import HubSpotCrm
 from reverse_etl.sync.errors import DestinationUnavailable
 from reverse_etl.sync.pacing import Pacer
 from reverse_etl.sync.relation import describe
 from reverse_etl.sync.run import DEFAULT_MODEL, build_destination, sync_model
 from reverse_etl.throttle import Backoff
+
+from doubles.hubspot_double import ACCESS_TOKEN, ACCOUNT_DETAILS_PATH, HubSpotDouble
+from postgres_server import fresh_database
 
 ROWS = 1000
 COLUMNS = (
@@ -64,7 +65,8 @@ def seed_model(warehouse: Warehouse, rows: list[tuple]) -> None:
 
 def crm_url(settings: Settings) -> str:
     """SQLite next to the DuckDB warehouse; the test's PostgreSQL database on the postgres run."""
-    return settings.postgres.url if settings.warehouse == "postgres" else f"sqlite:///{settings.data_dir / 'crm.sqlite'}"
+    return (settings.postgres.url if settings.warehouse == "postgres"
+            else f"sqlite:///{settings.data_dir / 'crm.sqlite'}")
 
 
 def crm_rows(url: str) -> dict[str, tuple]:
@@ -145,7 +147,8 @@ def test_every_column_counts_in_the_hash_and_null_differs_from_empty(settings):
     with warehouse.connect() as conn:
         relation = describe(conn, DEFAULT_MODEL, ["customer_id"])
         without_key = dataclasses.replace(relation, columns=relation.columns[1:])  # the variants' keys differ
-        hashes = [h for (h,) in conn.fetchall(f"SELECT {without_key.hash_sql(conn.kind, 'm')} FROM {DEFAULT_MODEL} AS m")]
+        hashes = [h for (h,) in conn.fetchall(
+            f"SELECT {without_key.hash_sql(conn.kind, 'm')} FROM {DEFAULT_MODEL} AS m")]
     distinct_rows = len({row[1:] for row in changed})
     assert len(set(hashes)) == distinct_rows > 30
 
@@ -181,7 +184,8 @@ def test_database_crm_sends_all_then_nothing_then_exactly_the_changed_one_percen
     changed_keys = {f"cust-{i:05d}" for i in random.Random(3).sample(range(1, ROWS + 1), ROWS // 100)}
     keys = sorted(changed_keys)
     with warehouse.connect() as conn:
-        conn.execute(f"UPDATE {DEFAULT_MODEL} SET engagement_score = engagement_score + 0.25 WHERE customer_id = ANY(?)",
+        conn.execute(f"UPDATE {DEFAULT_MODEL} SET engagement_score = engagement_score + 0.25 "
+                     "WHERE customer_id = ANY(?)",
                      [keys[:4]])
         conn.execute(f"UPDATE {DEFAULT_MODEL} SET last_clicked_at = ? WHERE customer_id = ANY(?)", [BASE, keys[4:7]])
         conn.execute(f"UPDATE {DEFAULT_MODEL} SET is_unsubscribed = NOT is_unsubscribed WHERE customer_id = ANY(?)",
@@ -269,7 +273,8 @@ def test_dry_run_shows_the_plan_and_writes_nothing(settings, hubspot):
 
     sync_model(warehouse, sync, log=lambda line: None)
     with warehouse.connect() as conn:
-        conn.execute(f"UPDATE {DEFAULT_MODEL} SET best_send_hour = 23 WHERE customer_id IN ('cust-00002', 'cust-00004')")
+        conn.execute(f"UPDATE {DEFAULT_MODEL} SET best_send_hour = 23 "
+                     "WHERE customer_id IN ('cust-00002', 'cust-00004')")
         conn.execute(f"INSERT INTO {DEFAULT_MODEL} (customer_id, email) VALUES ('cust-99999', 'new@example.com')")
         conn.execute(f"DELETE FROM {DEFAULT_MODEL} WHERE customer_id = 'cust-00010'")
     snapshot = state(warehouse, "SELECT sync_key, row_hash FROM ops.sync_snapshots ORDER BY 1")
@@ -305,8 +310,10 @@ def test_hubspot_acknowledges_every_good_row_and_stores_every_bad_one_through_42
     contact = hubspot.contacts["user12@example.com"]
     expected = dict(zip(NAMES, rows[11]))
     assert contact.properties["mailroom_customer_id"] == "cust-00012"
-    assert contact.properties["mailroom_last_sent_at"] == expected["last_sent_at"].isoformat(timespec="milliseconds") + "Z"
-    assert contact.properties["mailroom_last_clicked_at"] == (expected["last_clicked_at"].isoformat(timespec="milliseconds") + "Z")
+    assert contact.properties["mailroom_last_sent_at"] == \
+        expected["last_sent_at"].isoformat(timespec="milliseconds") + "Z"
+    assert contact.properties["mailroom_last_clicked_at"] == \
+        (expected["last_clicked_at"].isoformat(timespec="milliseconds") + "Z")
     assert contact.properties["mailroom_last_opened_at"] == ""  # NULL clears the property
     assert contact.properties["mailroom_engagement_score"] == f"{12 / 7:.6f}"
     assert contact.properties["mailroom_is_unsubscribed"] == "false" and contact.properties["mailroom_sends_30d"] == "3"
@@ -454,8 +461,11 @@ def test_hubspot_update_only_skips_contacts_hubspot_does_not_have(settings, hubs
 
 def test_hubspot_double_refuses_more_than_100_inputs_like_hubspot(hubspot):
     import hubspot as hubspot_client
-    from hubspot.crm.contacts import (ApiException, BatchInputSimplePublicObjectBatchInputUpsert,
-                                      SimplePublicObjectBatchInputUpsert)
+    from hubspot.crm.contacts import (
+        ApiException,
+        BatchInputSimplePublicObjectBatchInputUpsert,
+        SimplePublicObjectBatchInputUpsert,
+    )
 
     api = hubspot_client.Client.create(access_token=ACCESS_TOKEN, host=hubspot.url).crm.contacts.batch_api
     inputs = [SimplePublicObjectBatchInputUpsert(id_property="email", id=f"u{i}@example.com", properties={})
@@ -549,7 +559,7 @@ def test_snapshots_from_before_targets_were_identified_do_not_count(settings):
         state_module.acknowledge(conn, "database", DEFAULT_MODEL, hashes, BASE)
     lines = []
     report = sync_model(warehouse, SyncSettings(database_url=crm_url(settings)), log=lines.append)
-    assert report.planned == 20 and any("20 rows acknowledged before targets were identified" in l for l in lines)
+    assert report.planned == 20 and any("20 rows acknowledged before targets were identified" in line for line in lines)
     assert len(crm_rows(crm_url(settings))) == 20
     assert state(warehouse, "SELECT count(*) FROM ops.sync_snapshots WHERE destination = 'database'") == [(20,)]
 

@@ -73,7 +73,8 @@ def marketing(conn: Connection) -> Dashboard:
         charts.bars([name.replace("_", " ") for name in FUNNEL],
                     {f"{campaign} · {variant}": [sums[name] for name in FUNNEL]
                      for (campaign, variant), sums in per_arm.items()}, y_title="messages")))
-    daily = charts.grouped_sums(email, ("campaign_id", "variant_id", "sent_date"), ("deliveries", "human_opens", "clicks"))
+    daily = charts.grouped_sums(email, ("campaign_id", "variant_id", "sent_date"),
+                                ("deliveries", "human_opens", "clicks"))
     for rate, numerator in (("Open rate", "human_opens"), ("Click rate", "clicks")):
         series: dict[str, tuple[list, list]] = {}
         for (campaign, variant, day), sums in daily.items():
@@ -102,7 +103,8 @@ def _funnel_figures(dashboard: Dashboard, totals: dict) -> None:
                          "conversions": f"{totals['conversions']:,}", "revenue": f"{totals['revenue']:,.2f}"}
     dashboard.numbers = {"sends": totals["sends"], "deliveries": totals["deliveries"],
                          "conversions": totals["conversions"], "revenue": round(float(totals["revenue"]), 2),
-                         **{name.replace(" ", "_"): round(value, 4) for name, value in rates.items() if value is not None}}
+                         **{name.replace(" ", "_"): round(value, 4)
+                            for name, value in rates.items() if value is not None}}
 
 
 def _segment_table(email: list[dict]) -> list[dict]:
@@ -130,7 +132,8 @@ def _readout_table(conn: Connection) -> list[dict]:
              "clicked": s["clicks"], "converted": _percent(charts.ratio(s["conversions"], s["units"])),
              "revenue / customer": f"{charts.ratio(s['revenue'], s['units']) or 0:,.2f}"}
             for (campaign, run, arm), s in charts.grouped_sums(
-                rows, ("campaign_id", "run_key", "arm"), ("units", "sends", "clicks", "conversions", "revenue")).items()]
+                rows, ("campaign_id", "run_key", "arm"),
+                ("units", "sends", "clicks", "conversions", "revenue")).items()]
 
 
 def _decay_panel(conn: Connection) -> Panel:
@@ -215,7 +218,8 @@ def operations(conn: Connection, runs: Sequence[RunSummary], checks: Sequence[Ch
                      "marts.metrics_provider_responses_daily", ("event_date", "event_type", "smtp_status",
                                                                  "events")).dicts()
     for row in responses:
-        row["response"] = f"{row['event_type']} {row['smtp_status']}" if row["smtp_status"] != "none" else row["event_type"]
+        row["response"] = (f"{row['event_type']} {row['smtp_status']}" if row["smtp_status"] != "none"
+                           else row["event_type"])
     x, y, z = charts.pivot(responses, "event_date", "response", "events")
     dashboard.panels.append(Panel(
         "Provider responses per day", "The provider's delivery events by SMTP status code (250 delivered, 4.x.x "
@@ -228,7 +232,8 @@ def _latest_per_job(runs: Sequence[RunSummary]) -> list[RunSummary]:
     latest: dict[str, RunSummary] = {}
     for run in runs:
         current = latest.get(run.job_name)
-        if run.step_seconds and (current is None or (run.started_at or datetime.min) > (current.started_at or datetime.min)):
+        if run.step_seconds and (current is None
+                                 or (run.started_at or datetime.min) > (current.started_at or datetime.min)):
             latest[run.job_name] = run
     return list(latest.values())
 
@@ -372,7 +377,8 @@ def compliance(conn: Connection) -> Dashboard:
     considered = audience + int(messages or 0)
     dashboard = Dashboard("compliance", "Compliance", "Who was not mailed and why; consent and opt-outs")
     dashboard.figures = {"suppressed (audience)": f"{audience:,}",
-                         "stopped before sending": f"{sum(r['customers'] for r in suppressions if r['stage'] == 'pre_send'):,}",
+                         "stopped before sending":
+                             f"{sum(r['customers'] for r in suppressions if r['stage'] == 'pre_send'):,}",
                          "consent rejections": f"{consent:,}",
                          "consent rejection rate": _percent(charts.ratio(consent, considered)),
                          "opt-outs": f"{sum(row['opt_outs'] for row in opt_outs):,}"}

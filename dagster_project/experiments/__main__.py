@@ -24,7 +24,6 @@ from dagster_project.experiments.csv_source import CsvInputError, read_arm_total
 from dagster_project.experiments.readout import CORRECTIONS, ReadoutOptions, compute_readout
 from dagster_project.experiments.totals import MetricSpec
 
-
 READOUT_HELP = """Compare every arm of FILE with the control on every metric.
 
 FILE has a header line and one row per unit; other columns are ignored. Cells: a binary metric is

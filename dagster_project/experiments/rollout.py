@@ -129,7 +129,8 @@ def decide_manually(warehouse: Warehouse, campaign: Campaign, run_key: str, vari
                          "with method sequential or fixed); there is no remainder to decide for")
     variants = [v.variant_id for v in campaign.variants]
     if variant_id not in variants:
-        raise ValueError(f"variant {variant_id!r} is not one of campaign {campaign.campaign_id}'s: {', '.join(variants)}")
+        raise ValueError(f"variant {variant_id!r} is not one of campaign {campaign.campaign_id}'s: "
+                         f"{', '.join(variants)}")
     if not reason.strip():
         raise ValueError("say why (--reason): the decision is kept with it for whoever reads the readout later")
     with warehouse.connect() as conn:

@@ -20,7 +20,6 @@ from typing import Sequence
 import numpy as np
 from scipy import special, stats
 
-
 # --- moments -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

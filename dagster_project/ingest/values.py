@@ -96,7 +96,8 @@ class Clock:
             try:
                 parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
             except OverflowError:
-                raise Rejected(f"invalid value: {name}={parsed.isoformat()} lies outside the years 1-9999 in UTC") from None
+                raise Rejected(f"invalid value: {name}={parsed.isoformat()} lies outside the years 1-9999 "
+                               "in UTC") from None
         if parsed > self.latest_allowed:
             raise Rejected(f"timestamp in the future: {name}={parsed.isoformat()}")
         return parsed.isoformat(sep=" ")

@@ -82,7 +82,8 @@ def _campaign(node: dict, spec: dict) -> Campaign:
     model = node["name"]
 
     def fail(key: str, problem: str) -> CampaignError:
-        return CampaignError(f"dbt model {model}: meta.campaign.{key} {problem} (see dbt/models/campaigns/_campaigns.yml)")
+        return CampaignError(f"dbt model {model}: meta.campaign.{key} {problem} "
+                             "(see dbt/models/campaigns/_campaigns.yml)")
 
     if not isinstance(spec, dict):
         raise fail("", "must be a mapping of settings")

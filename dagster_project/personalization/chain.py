@@ -211,7 +211,8 @@ class ContentChain:
         try:
             return self.write(brief), None
         except PromptContainsPii as error:
-            reason = f"prompt contained personal data ({', '.join(error.kinds)} in {', '.join(error.fields) or 'template'})"
+            reason = (f"prompt contained personal data ({', '.join(error.kinds)} in "
+                      f"{', '.join(error.fields) or 'template'})")
             return self._from_rules(brief, _UnitLog(attempts=["prompt: personal data"]), review_reason=reason), error
 
     def _from_rules(self, brief: SegmentBrief, log: _UnitLog, review_reason: str | None = None) -> WrittenContent:

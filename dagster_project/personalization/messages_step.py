@@ -160,7 +160,8 @@ def render_campaign_messages(
     return report
 
 
-def _run_arm(campaign: Campaign, run_key: str, customer_id: str, sticky: str, state: RunState) -> tuple[str | None, str]:
+def _run_arm(campaign: Campaign, run_key: str, customer_id: str, sticky: str,
+             state: RunState) -> tuple[str | None, str]:
     """(arm, phase) of a customer entering this run: the holdout is sticky across runs; the variant
     is the sticky one, or for a bandit drawn from this run's shares; in a roll-out experiment only
     the test fraction gets it now and the remainder waits for the winner (arm None)."""

@@ -21,8 +21,6 @@ from pathlib import Path
 from dagster_project.personalization.content import ContentUnit
 from dagster_project.warehouse import Connection, columns
 
-
-
 CONTENT = columns(
     "content_key:VARCHAR campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR writer:VARCHAR "
     "prompt_version:VARCHAR model:VARCHAR subject:VARCHAR preheader:VARCHAR headline:VARCHAR "
@@ -76,9 +74,9 @@ TABLES = {
 
 def ensure_ops_tables(conn: Connection) -> None:
     conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
-    for table, columns in TABLES.items():
-        conn.create_table(table, columns)
-        conn.add_missing_columns(table, columns)
+    for table, table_columns in TABLES.items():
+        conn.create_table(table, table_columns)
+        conn.add_missing_columns(table, table_columns)
         for key in UNIQUE_KEYS.get(table, ()):
             name = f"{table.split('.')[1]}__{'__'.join(key)}"
             conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(key)})")

@@ -211,12 +211,15 @@ _COLUMN_LABELS = {
     "expect_column_values_to_be_in_set": lambda kw: f"in {_set(kw.get('value_set') or ())}",
     "expect_column_values_to_not_be_in_set": lambda kw: f"not in {_set(kw.get('value_set') or ())}",
     "expect_column_distinct_values_to_be_in_set": lambda kw: f"distinct values in {_set(kw.get('value_set') or ())}",
-    "expect_column_distinct_values_to_contain_set": lambda kw: f"distinct values include {_set(kw.get('value_set') or ())}",
+    "expect_column_distinct_values_to_contain_set":
+        lambda kw: f"distinct values include {_set(kw.get('value_set') or ())}",
     "expect_column_distinct_values_to_equal_set": lambda kw: f"distinct values are {_set(kw.get('value_set') or ())}",
-    "expect_column_most_common_value_to_be_in_set": lambda kw: f"most common value in {_set(kw.get('value_set') or ())}",
+    "expect_column_most_common_value_to_be_in_set":
+        lambda kw: f"most common value in {_set(kw.get('value_set') or ())}",
     "expect_column_values_to_match_regex": lambda kw: f"matches {_regex(kw)}",
     "expect_column_values_to_not_match_regex": lambda kw: f"does not match {_regex(kw)}",
-    "expect_column_values_to_match_regex_list": lambda kw: f"matches {kw.get('match_on', 'any')} of {_set(kw.get('regex_list') or ())}",
+    "expect_column_values_to_match_regex_list":
+        lambda kw: f"matches {kw.get('match_on', 'any')} of {_set(kw.get('regex_list') or ())}",
     "expect_column_values_to_not_match_regex_list": lambda kw: f"matches none of {_set(kw.get('regex_list') or ())}",
     "expect_column_values_to_match_like_pattern": lambda kw: f"like {_value(kw.get('like_pattern'))}",
     "expect_column_values_to_not_match_like_pattern": lambda kw: f"not like {_value(kw.get('like_pattern'))}",
@@ -238,7 +241,8 @@ _TABLE_LABELS = {
     "expect_compound_columns_to_be_unique": lambda kw: f"{_columns(kw.get('column_list'))} unique together",
     "expect_select_column_values_to_be_unique_within_record":
         lambda kw: f"{_columns(kw.get('column_list'))} differ within each row",
-    "expect_multicolumn_sum_to_equal": lambda kw: f"sum of {_columns(kw.get('column_list'))} = {_value(kw.get('sum_total'))}",
+    "expect_multicolumn_sum_to_equal":
+        lambda kw: f"sum of {_columns(kw.get('column_list'))} = {_value(kw.get('sum_total'))}",
     "expect_column_pair_values_to_be_equal": lambda kw: f"{kw.get('column_A')} = {kw.get('column_B')}",
     "expect_column_pair_values_a_to_be_greater_than_b":
         lambda kw: f"{kw.get('column_A')} {'>=' if kw.get('or_equal') else '>'} {kw.get('column_B')}",

@@ -17,8 +17,8 @@ import great_expectations as gx
 import pandas
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
-from dagster_project.quality.masking import shown
 from dagster_project.quality.descriptions import ExpectationText
+from dagster_project.quality.masking import shown
 from dagster_project.quality.suites import QualitySuite
 from dagster_project.quality.volume import VolumeResult, measure_volume
 from dagster_project.warehouse import Warehouse

@@ -32,7 +32,6 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 from dagster_project.quality.descriptions import ExpectationText, describe_expectations
 from dagster_project.quality.volume import VolumeBand
 
-
 BRAND_PARAMETERS = ("postal_address_regex", "subject_max_length")
 
 

@@ -26,10 +26,10 @@ LOCAL_OFFSET_SHARE = 0.3  # capture points that write local time with an offset
 
 # (lawful_basis, preferred source, weight) per jurisdiction; None = no consent event at all.
 RULES = {
-    "EU": ((("consent", "signup_form"), 0.36), (("consent", "checkout"), 0.13), (("consent", "preference_center"), 0.10),
-           (("consent", "crm_import"), 0.06), (None, 0.35)),
-    "UK": ((("consent", "signup_form"), 0.36), (("consent", "checkout"), 0.13), (("consent", "preference_center"), 0.10),
-           (("consent", "crm_import"), 0.06), (None, 0.35)),
+    "EU": ((("consent", "signup_form"), 0.36), (("consent", "checkout"), 0.13),
+           (("consent", "preference_center"), 0.10), (("consent", "crm_import"), 0.06), (None, 0.35)),
+    "UK": ((("consent", "signup_form"), 0.36), (("consent", "checkout"), 0.13),
+           (("consent", "preference_center"), 0.10), (("consent", "crm_import"), 0.06), (None, 0.35)),
     "US": ((("legitimate_interest", "checkout"), 0.32), (("legitimate_interest", "crm_import"), 0.13),
            (("consent", "signup_form"), 0.25), (("consent", "preference_center"), 0.10), (None, 0.20)),
     "CA": ((("implied", "checkout"), 0.30), (("implied", "support"), 0.10), (("consent", "signup_form"), 0.25),
@@ -131,7 +131,8 @@ class ConsentGenerator:
         if plan.opt_out_ms is not None:
             if unsubscribed_ms is not None:
                 plan.opt_out_ms = unsubscribed_ms
-                lines.append(self._line(c, unsubscribed_ms, "opt_out", plan.lawful_basis, "unsubscribe_link", False, True))
+                lines.append(self._line(c, unsubscribed_ms, "opt_out", plan.lawful_basis, "unsubscribe_link", False,
+                                        True))
             else:  # no email to click through: the preference center instead
                 plan.unsubscribe_by_link = False
                 lines.append(self._line(c, plan.opt_out_ms, "opt_out", plan.lawful_basis, "preference_center", True,

@@ -151,20 +151,20 @@ class Population:
     def _email_local(self, first: str, last: str, index: int) -> str:
         # The index suffix keeps every address unique (names end in a letter, so the trailing digits
         # are exactly the index) without a set of all addresses in memory.
-        f, l = world.ascii_fold(first).lower(), world.ascii_fold(last).lower()
+        given, family = world.ascii_fold(first).lower(), world.ascii_fold(last).lower()
         style = self.rng.random()
         if style < 0.35:
-            local = f"{f}.{l}"
+            local = f"{given}.{family}"
         elif style < 0.55:
-            local = f"{f}{l}"
+            local = f"{given}{family}"
         elif style < 0.70:
-            local = f"{f[0]}{l}"
+            local = f"{given[0]}{family}"
         elif style < 0.82:
-            local = f"{f}_{l}"
+            local = f"{given}_{family}"
         elif style < 0.92:
-            local = f"{l}.{f}"
+            local = f"{family}.{given}"
         else:
-            local = f
+            local = given
         return f"{local}{index}"
 
     def _as_typed(self, local: str, domain: str) -> str:
@@ -241,8 +241,8 @@ class Population:
         has_crm = rng.random() < CRM_CONTACT_SHARE
         crm_email = email
         if has_crm and rng.random() < SECOND_EMAIL_SHARE:
-            f, l = world.ascii_fold(first).lower(), world.ascii_fold(last).lower()
-            crm_email = f"{f[0]}.{l}{index}@{rng.choice(world.WORK_DOMAINS)}"
+            given, family = world.ascii_fold(first).lower(), world.ascii_fold(last).lower()
+            crm_email = f"{given[0]}.{family}{index}@{rng.choice(world.WORK_DOMAINS)}"
 
         phone = None
         if rng.random() < PHONE_SHARE:

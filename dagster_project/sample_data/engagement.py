@@ -52,7 +52,8 @@ def after_every_delivery(warehouse: Warehouse, now: datetime | None = None) -> d
     Messages are scheduled for each customer's best hour, up to a day ahead."""
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as conn:
-        last = conn.scalar("SELECT max(coalesce(deliver_at, finished_at)) FROM ops.send_ledger WHERE state = 'accepted'") \
+        last = conn.scalar("SELECT max(coalesce(deliver_at, finished_at)) FROM ops.send_ledger "
+                           "WHERE state = 'accepted'") \
             if conn.table_exists("ops", "send_ledger") else None
     return max(now, last + timedelta(hours=1)) if last else now
 

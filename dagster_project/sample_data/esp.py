@@ -115,7 +115,8 @@ class EspGenerator:
 
             if c.uses_apple_mail:  # the proxy fetches every message within minutes of delivery
                 add(delivered_ms + rng.randint(30_000, 20 * MINUTE_MS), "open", sg_machine_open=True,
-                    useragent=MPP_USER_AGENT, ip=f"17.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
+                    useragent=MPP_USER_AGENT,
+                    ip=f"17.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
 
             last = number == len(received) - 1
             must_unsubscribe = unsubscribe_by_link and last

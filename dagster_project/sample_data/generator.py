@@ -147,8 +147,8 @@ def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_f
             "|".join(c.favourite_categories), str(c.preferred_hour), f"{c.responsiveness:.3f}",
             str(facts["n_devices"]), _bool(c.has_crm_contact), status, _bool(facts["is_cart_abandoner"]),
             c.first_name, c.last_name, c.phone.e164 if c.phone is not None else "",
-            c.crm_email if c.has_crm_contact else "", crm.contact_id, plan.lawful_basis or "", str(len(facts["orders"])),
-            _bool(c.uses_apple_mail), _bool(facts.get("hard_bounced", False)),
+            c.crm_email if c.has_crm_contact else "", crm.contact_id, plan.lawful_basis or "",
+            str(len(facts["orders"])), _bool(c.uses_apple_mail), _bool(facts.get("hard_bounced", False)),
             window.iso(facts["signup_ms"]) if facts["signup_ms"] is not None else "",
         ])
 

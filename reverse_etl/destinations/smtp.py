@@ -105,7 +105,8 @@ class SmtpDestination:
         else:
             result.rejected[message.message_id] = f"smtp {code} {text}"[:500]
 
-    def _mail_options(self, connection: smtplib.SMTP, message: OutgoingMessage, result: BatchResult) -> list[str] | None:
+    def _mail_options(self, connection: smtplib.SMTP, message: OutgoingMessage,
+                      result: BatchResult) -> list[str] | None:
         """MAIL FROM parameters: SMTPUTF8 for an internationalized address (RFC 6531), when the server
         offers it; None when it does not (the message fails with the reason, the batch goes on)."""
         if not message.needs_smtputf8:

@@ -68,7 +68,8 @@ class WebhookVerifier:
             raise SignatureRejected(f"{TIMESTAMP_HEADER} must be Unix seconds (at most {MAX_TIMESTAMP_DIGITS} digits)")
         age = now - int(timestamp)
         if age > self.max_age_seconds:
-            raise SignatureRejected(f"signed timestamp is {int(age)} s old (limit {int(self.max_age_seconds)} s): replay refused")
+            raise SignatureRejected(f"signed timestamp is {int(age)} s old (limit {int(self.max_age_seconds)} s): "
+                                    "replay refused")
         if age < -FUTURE_SKEW_SECONDS:
             raise SignatureRejected("signed timestamp is in the future")
 

@@ -48,7 +48,8 @@ class SyncReport:
     def summary_lines(self) -> list[str]:
         p = self.plan
         kinds = ", ".join(f"{n:,} {kind}" for kind, n in p.due.items())
-        lines = [f"{self.model} -> {self.target or self.destination} ({self.mode}{', dry run' if self.dry_run else ''}): "
+        lines = [f"{self.model} -> {self.target or self.destination} "
+                 f"({self.mode}{', dry run' if self.dry_run else ''}): "
                  f"{p.planned:,} due ({kinds}), {p.unchanged:,} unchanged, {p.removed_from_model:,} no longer in "
                  "the model (left alone in the CRM)"]
         if self.target_reset:

@@ -70,7 +70,8 @@ def reject(conn: Connection, destination: str, model: str, rejected: Mapping[str
         f"INSERT INTO ops.sync_rejections AS r ({', '.join(c.name for c in REJECTIONS)}) VALUES {values} "
         "ON CONFLICT (destination, model, sync_key) DO UPDATE SET row_hash = excluded.row_hash, "
         "reason = excluded.reason, rejected_at = excluded.rejected_at, attempts = r.attempts + 1",
-        [v for key, (row_hash, reason) in rejected.items() for v in (destination, model, key, row_hash, reason[:2000], now)],
+        [v for key, (row_hash, reason) in rejected.items()
+         for v in (destination, model, key, row_hash, reason[:2000], now)],
     )
 
 

@@ -196,7 +196,8 @@ class HubSpotDouble:
             return 400, _error(f"Unable to perform read by non-unique property {body.get('idProperty')}",
                                "VALIDATION_ERROR")
         with self._lock:
-            found = [self.contacts[str(i.get("id")).lower()] for i in inputs if str(i.get("id")).lower() in self.contacts]
+            found = [self.contacts[str(i.get("id")).lower()] for i in inputs
+                     if str(i.get("id")).lower() in self.contacts]
             missing = [str(i.get("id")) for i in inputs if str(i.get("id")).lower() not in self.contacts]
         answer = {"status": "COMPLETE", "results": [c.as_result() for c in found], "startedAt": started,
                   "completedAt": _now()}

@@ -282,7 +282,8 @@ def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
 
         def _scheduled_send(self, batch_id, status, update: bool):
             if status not in ("cancel", "pause"):
-                return self._send(400, {"errors": [{"field": "status", "message": "status must be cancel or pause"}]}, 0)
+                return self._send(400, {"errors": [{"field": "status",
+                                                    "message": "status must be cancel or pause"}]}, 0)
             code = double._set_batch_status(batch_id, status, update)
             if code == 201:
                 return self._send(201, {"batch_id": batch_id, "status": status}, 0)

@@ -65,10 +65,12 @@ OPS_TABLES = (
     OpsTable("campaign_suppressions", "reason", "count(*), max(recorded_at)",
              "Every candidate of a campaign run who got no message, with the reason."),
     OpsTable("llm_calls", "outcome", "count(*), max(called_at)",
-             "Every LLM request of the content step: endpoint, model, outcome, tokens, cost, seconds (never prompt text).",
+             "Every LLM request of the content step: endpoint, model, outcome, tokens, cost, seconds "
+             "(never prompt text).",
              written_by=content_key),
     OpsTable("content", "writer", "count(*), max(created_at)",
-             "One row per content unit: its writer (an LLM or the rules), quality score, guardrail flags, review reason.",
+             "One row per content unit: its writer (an LLM or the rules), quality score, guardrail flags, "
+             "review reason.",
              written_by=content_key),
 )
 

@@ -22,7 +22,8 @@ class PauseConfig(dg.Config):
 def _record(context: dg.OpExecutionContext, config: PauseConfig, warehouse: WarehouseResource, action: str) -> None:
     known = sorted(campaign.campaign_id for campaign in load_campaigns())
     if config.campaign_id not in known:
-        raise dg.Failure(description=f"No campaign {config.campaign_id!r}: set campaign_id to one of {', '.join(known)}.")
+        raise dg.Failure(description=f"No campaign {config.campaign_id!r}: set campaign_id to one of "
+                                     f"{', '.join(known)}.")
     done = "paused" if action == pauses.PAUSE else "resumed"
     actor = f"dagster:{config.operator or 'run ' + context.run_id[:8]}"
     change = pauses.pause if action == pauses.PAUSE else pauses.resume

@@ -37,7 +37,8 @@ def build_guard_checks(campaign: Campaign) -> dg.AssetChecksDefinition:
              for guard in GUARDS]
 
     @dg.multi_asset_check(specs=specs, name=f"{campaign.campaign_id}_deliverability_guards", can_subset=True,
-                          description=f"Deliverability guards of campaign {campaign.campaign_id}: an ERROR pauses its sends.")
+                          description=f"Deliverability guards of campaign {campaign.campaign_id}: "
+                                      "an ERROR pauses its sends.")
     def deliverability_guards(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                               guards: GuardResource):
         selected = {key.name for key in context.selected_asset_check_keys}

@@ -28,7 +28,8 @@ def build_crm_contacts_asset() -> dg.AssetsDefinition:
         owners=["team:marketing"],
         kinds=crm_kinds(),
         description="Writes what changed in marts.sync_crm__contacts since the CRM last acknowledged it: last "
-        "sent/opened/clicked, 30/90-day counts, engagement score, unsubscribed, bounced, best send hour, last campaign.",
+        "sent/opened/clicked, 30/90-day counts, engagement score, unsubscribed, bounced, best send hour, "
+        "last campaign.",
     )
     def crm_contacts(context: dg.AssetExecutionContext, config: CrmSyncConfig, warehouse: WarehouseResource,
                      crm: CrmSyncResource) -> dg.MaterializeResult:

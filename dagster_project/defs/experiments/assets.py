@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
+from dagster_project.defs.activation.ops_assets import OPS_GROUP
+from dagster_project.defs.experiments.metadata import readout_metadata, rollout_metadata
 from dagster_project.defs.personalization.campaign_assets import (
     CAMPAIGN_GROUP,
     messages_key,
@@ -23,8 +25,6 @@ from dagster_project.defs.personalization.campaign_assets import (
     rollout_key,
     sends_key,
 )
-from dagster_project.defs.activation.ops_assets import OPS_GROUP
-from dagster_project.defs.experiments.metadata import readout_metadata, rollout_metadata
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
 from dagster_project.experiments.decisions import ROLLOUT, decisions_of
@@ -119,7 +119,8 @@ def build_rollout_asset(campaign: Campaign) -> dg.AssetsDefinition:
         looks = roll_out(store, campaign, personalization.renderer(), _utc_now())
         for look in looks:
             if look.decision:
-                context.log.info(f"{campaign.campaign_id} run {look.run_key}: remainder gets {look.decision.variant_id} "
+                context.log.info(f"{campaign.campaign_id} run {look.run_key}: "
+                                 f"remainder gets {look.decision.variant_id} "
                                  f"({look.decision.rule}: {look.decision.reason}); {look.rendered:,} rendered")
             else:
                 context.log.info(f"{campaign.campaign_id} run {look.run_key}: waiting ({look.waiting_reason})")

@@ -115,7 +115,8 @@ def rollout_metadata(looks: list[Look], decisions: list[Decision]) -> dict:
     lines = ["| run | deadline (UTC) | state |", "|---|---|---|"]
     for look in looks:
         state = (f"{look.decision.variant_id} ({look.decision.rule}): {look.decision.reason}; "
-                 f"{look.rendered:,} remainder messages rendered" if look.decision else f"waiting: {look.waiting_reason}")
+                 f"{look.rendered:,} remainder messages rendered"
+                 if look.decision else f"waiting: {look.waiting_reason}")
         lines.append(f"| {look.run_key} | {look.deadline:%Y-%m-%d %H:%M} | {_cell(state)} |")
     deadlines = [look.deadline.replace(tzinfo=timezone.utc).timestamp() for look in waiting]
     return {

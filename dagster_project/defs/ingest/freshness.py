@@ -21,7 +21,8 @@ def freshness_policy(source: Source) -> dg.FreshnessPolicy:
 def newest_file_age_hours(conn, source: Source, now: datetime) -> float | None:
     if not conn.table_exists("raw", "ingested_files"):
         return None
-    newest = conn.scalar("select max(loaded_at) from raw.ingested_files where source = ? and coalesce(status, 'loaded') = 'loaded'", [source.name])
+    newest = conn.scalar("select max(loaded_at) from raw.ingested_files "
+                         "where source = ? and coalesce(status, 'loaded') = 'loaded'", [source.name])
     return None if newest is None else (now - newest).total_seconds() / 3600
 
 

@@ -83,7 +83,8 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
             personalization.brand().voice, now, progress=context.log.info,
         )
         for unit in report.review_queue:
-            context.log.warning(f"{unit.segment_key}/{unit.variant_id} is in the review queue: {unit.written.review_reason}")
+            context.log.warning(f"{unit.segment_key}/{unit.variant_id} is in the review queue: "
+                                f"{unit.written.review_reason}")
         return dg.MaterializeResult(metadata=content_metadata(report),
                                     data_version=campaign_data_version(store, "content", campaign.campaign_id))
 
@@ -102,7 +103,8 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
     def messages(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                  personalization: PersonalizationResource) -> dg.MaterializeResult:
         store = warehouse.warehouse()
-        report = render_campaign_messages(store, campaign, personalization.renderer(), warehouse.settings.reference_time())
+        report = render_campaign_messages(store, campaign, personalization.renderer(),
+                                          warehouse.settings.reference_time())
         context.log.info(
             f"{campaign.campaign_id} run {report.run_key}: {report.rendered:,} rendered, {report.holdout:,} holdout, "
             f"{sum(report.suppressed.values()):,} suppressed"

@@ -105,7 +105,8 @@ def _shown_label(outcome: ExpectationOutcome) -> str:
 def _with_condition(outcome: ExpectationOutcome) -> str:
     """'prev not null, where event_type is alias' (a label made unique by its condition has it already)."""
     label = _shown_label(outcome)
-    return f"{label}, where {outcome.condition}" if outcome.condition and not label.endswith(outcome.condition) else label
+    return (f"{label}, where {outcome.condition}" if outcome.condition and not label.endswith(outcome.condition)
+            else label)
 
 
 def _percent(value: float | None) -> str:

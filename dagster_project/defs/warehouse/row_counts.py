@@ -26,7 +26,8 @@ def with_row_counts(events: list, manifest: Mapping[str, Any], warehouse: Wareho
     for event in events:
         node = _node(event, manifest)
         if node and node["unique_id"] in counts:
-            event = event.with_metadata({**event.metadata, "dagster/row_count": dg.MetadataValue.int(counts[node["unique_id"]])})
+            event = event.with_metadata({**event.metadata,
+                                         "dagster/row_count": dg.MetadataValue.int(counts[node["unique_id"]])})
         yield event
 
 
@@ -42,4 +43,5 @@ def _count(warehouse: Warehouse, tables: dict[str, str]) -> dict[str, int]:
     if not tables:
         return {}
     with warehouse.connect() as conn:
-        return {unique_id: int(conn.scalar(f"SELECT count(*) FROM {relation}")) for unique_id, relation in tables.items()}
+        return {unique_id: int(conn.scalar(f"SELECT count(*) FROM {relation}"))
+                for unique_id, relation in tables.items()}

@@ -25,8 +25,17 @@ from dagster_project.redaction import redact_url
 from reverse_etl.sync.destinations.base import UPSERT, BatchResult, SyncRow
 from reverse_etl.sync.errors import SyncError, TransientFailure
 from reverse_etl.sync.pacing import Pacer
-from reverse_etl.sync.relation import (BOOLEAN, DATE, DECIMAL, INTEGER, TEXT, TIMESTAMP, TIMESTAMPTZ,
-                                       ModelColumn, Relation)
+from reverse_etl.sync.relation import (
+    BOOLEAN,
+    DATE,
+    DECIMAL,
+    INTEGER,
+    TEXT,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    ModelColumn,
+    Relation,
+)
 
 SYNCED_AT = "synced_at"
 _TYPES = {TEXT: sa.String, INTEGER: sa.BigInteger, DECIMAL: sa.Float, BOOLEAN: sa.Boolean,
