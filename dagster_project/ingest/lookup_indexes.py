@@ -15,7 +15,7 @@ from __future__ import annotations
 from dagster_project.addresses import normalized_address_sql
 from dagster_project.warehouse import Connection
 
-_DDL_LOCK = 7_362_002  # PostgreSQL advisory lock key: one index creation at a time (ledger.py uses 7_362_001)
+_DDL_LOCK = 7_362_003  # PostgreSQL advisory lock key (ledger.py 7_362_001, pauses.py 7_362_002)
 # table -> (index name, indexed expression or columns)
 LOOKUP_INDEXES = {
     "raw.consent_events": (
