@@ -36,11 +36,13 @@ AS_OF = date(2026, 11, 1)
 def measure(command: list[str], env: dict[str, str], cwd: Path = ROOT) -> dict:
     """Run `command`; return wall seconds, peak resident memory (MiB) and its stdout."""
     started = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE)
+    # Both streams to files: a stage that logs much (Dagster does) would block on a full pipe nobody reads.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
-        stderr = process.stderr.read().decode(errors="replace")
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
         out.seek(0)
         stdout = out.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
