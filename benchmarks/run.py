@@ -119,7 +119,7 @@ def scratch_warehouse(kind: str, data_dir: Path, name: str, **settings_fields) -
         _admin(settings, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-END_TO_END_STAGE = "daily job end to end, then the batch campaigns (Dagster, outbox, database CRM)"
+END_TO_END_STAGE = "end to end (Dagster: daily job, then batch campaigns)"
 
 
 def run_end_to_end(kind: str, env: dict[str, str]) -> dict:
