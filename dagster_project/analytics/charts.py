@@ -13,13 +13,14 @@ LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=30,
 
 
 def bars(categories: Sequence, series: dict[str, Sequence], stacked: bool = False, horizontal: bool = False,
-         y_title: str = "", percent: bool = False) -> go.Figure:
+         y_title: str = "", percent: bool = False, colors: dict[str, str] | None = None) -> go.Figure:
     figure = go.Figure()
     for name, values in series.items():
+        marker = {"color": colors[name]} if colors and name in colors else None
         if horizontal:
-            figure.add_bar(name=name, y=_labels(categories), x=list(values), orientation="h")
+            figure.add_bar(name=name, y=_labels(categories), x=list(values), orientation="h", marker=marker)
         else:
-            figure.add_bar(name=name, x=_labels(categories), y=list(values))
+            figure.add_bar(name=name, x=_labels(categories), y=list(values), marker=marker)
     figure.update_layout(**LAYOUT, barmode="stack" if stacked else "group")
     (figure.update_yaxes if horizontal else figure.update_xaxes)(type="category")
     axis = figure.update_xaxes if horizontal else figure.update_yaxes

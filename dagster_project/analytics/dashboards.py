@@ -27,6 +27,8 @@ DASHBOARDS = {"marketing": "Marketing", "ops": "Operations", "content": "ML and 
               "compliance": "Compliance"}
 FUNNEL = ("sends", "deliveries", "human_opens", "clicks", "conversions")
 NOT_YET = "No sends yet: this fills in after a campaign has been sent and the provider's events came back."
+OUTCOME_COLORS = {"passed": "#2f9e44", "warned": "#f08c00", "failed": "#e03131"}
+RUN_COLORS = {"SUCCESS": "#2f9e44", "FAILURE": "#e03131", "CANCELED": "#868e96"}
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,10 @@ def operations(conn: Connection, runs: Sequence[RunSummary], checks: Sequence[Ch
         "Runs", "Each run's wall time, by status (the latest 50).",
         charts.bars([f"{r.started_at:%m-%d %H:%M:%S} {r.job_name}" if r.started_at else r.run_id[:8] for r in timed],
                     {status: [r.seconds if r.status == status else 0 for r in timed]
-                     for status in sorted({r.status for r in timed})}, stacked=True, y_title="seconds")
-        if timed else None, empty_because="No runs in this Dagster instance yet."))
+                     for status in sorted({r.status for r in timed})}, stacked=True, y_title="seconds",
+                    colors=RUN_COLORS)
+        if timed else None, empty_because="No finished run yet (the run that wrote this page was still going)."
+        if runs else "No runs in this Dagster instance yet."))
     steps = sorted(((seconds, f"{run.job_name} · {step}") for run in _latest_per_job(runs)
                     for step, seconds in run.step_seconds.items()), reverse=True)[:15]
     dashboard.panels.append(Panel(
@@ -204,7 +208,7 @@ def operations(conn: Connection, runs: Sequence[RunSummary], checks: Sequence[Ch
         charts.bars([c.check for c in checks], {"passed": [c.passed for c in checks],
                                                  "warned": [c.warned for c in checks],
                                                  "failed": [c.failed for c in checks]}, stacked=True,
-                    horizontal=True, y_title="evaluations") if checks else None,
+                    horizontal=True, y_title="evaluations", colors=OUTCOME_COLORS) if checks else None,
         empty_because="No gate has run yet."))
     dashboard.panels.extend(_throughput_panels(conn))
     destinations = sorted({d for d, _ in by_outcome})
