@@ -59,9 +59,9 @@ XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 test: prepare lint
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
-# The inner loop: everything but PostgreSQL, the browser and the demo builds (DuckDB only).
+# The inner loop: everything but PostgreSQL, the slow scenarios, the browser and the demo builds.
 test-fast: prepare
-	$(BIN)/python -m pytest $(XDIST) -m "not postgres" --ignore=tests/test_ui_browser.py \
+	$(BIN)/python -m pytest $(XDIST) -m "not postgres and not slow" --ignore=tests/test_ui_browser.py \
 		--ignore=tests/test_demo.py --ignore=tests/test_demo_engagement.py $(PYTEST_ARGS)
 
 # One style for the Python (ruff, configured in pyproject.toml).

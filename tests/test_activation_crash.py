@@ -63,6 +63,7 @@ def _kill_after_accepted_requests(sendgrid: SendGridDouble, process: subprocess.
     sendgrid.on_accept = on_accept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warehouse_kind", ["duckdb", "postgres"], indirect=True)
 def test_killing_the_sender_at_random_points_never_loses_or_duplicates_a_message(settings, warehouse, tmp_path):
     customers = customer_ids(MESSAGES)

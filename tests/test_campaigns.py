@@ -165,6 +165,7 @@ def test_both_campaigns_render_one_message_per_eligible_customer(campaigned_ware
         assert left in html
 
 
+@pytest.mark.slow
 def test_rerunning_a_campaign_sends_nothing_new_and_keeps_assignments(campaigned_warehouse):
     settings = campaigned_warehouse.settings
     with Warehouse(settings).connect() as conn:

@@ -7,6 +7,7 @@ import json
 import re
 
 import dagster as dg
+import pytest
 
 from dagster_project.personalization.pii import NAME_STOPLIST
 from dagster_project.pipeline import run_batch_campaigns
@@ -27,6 +28,7 @@ def prompt_texts(requests: list[dict]) -> list[str]:
     return [" ".join(message["content"] for message in body["messages"]) for body in requests]
 
 
+@pytest.mark.slow
 def test_campaigns_written_by_the_llm_record_cost_and_never_see_pii(
     mailroom_env, sample_landing, prepared_dbt, monkeypatch
 ):
@@ -77,6 +79,7 @@ def test_campaigns_written_by_the_llm_record_cost_and_never_see_pii(
             == content["content_units"]
 
 
+@pytest.mark.slow
 def test_an_llm_outage_falls_back_to_rules_and_is_retried_next_run(
     mailroom_env, sample_landing, prepared_dbt, monkeypatch
 ):

@@ -115,6 +115,7 @@ def _holdout_readout(settings):
                                metric_specs())
 
 
+@pytest.mark.slow
 def test_a_true_winner_is_declared_and_rolled_out_exactly_once(campaigned_warehouse):
     settings = campaigned_warehouse.settings
     warehouse, campaign = Warehouse(settings), _weekly(**SMALL)

@@ -256,6 +256,7 @@ def test_the_ui_pauses_and_resumes_a_campaign_through_jobs(prepared_dbt, mailroo
 
 # --- end to end, on both warehouses ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_complaint_spike_pauses_the_campaign_until_it_is_resumed(campaigned_warehouse, monkeypatch, capsys):
     settings = campaigned_warehouse.settings
     warehouse = Warehouse(settings)

@@ -60,6 +60,7 @@ def customers_by_user(conn) -> dict[str, str]:
     ))
 
 
+@pytest.mark.slow
 def test_merge_protection_and_audit(mailroom_env, prepared_dbt):
     write_events(mailroom_env.landing_dir, "tricky.jsonl", TRICKY_EVENTS)
     assert run_daily_pipeline().success
@@ -88,6 +89,7 @@ def test_merge_protection_and_audit(mailroom_env, prepared_dbt):
         assert conn.scalar("SELECT email FROM marts.dim_customers WHERE customer_id = ?", [ana]) == "ana@example.com"
 
 
+@pytest.mark.slow
 def test_customer_ids_survive_full_refresh_and_unrelated_newcomers(mailroom_env, prepared_dbt):
     write_events(mailroom_env.landing_dir, "day-1.jsonl", TRICKY_EVENTS)
     assert run_daily_pipeline().success

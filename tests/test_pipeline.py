@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from dagster_project.ingest.sources import SOURCES
 from dagster_project.warehouse import Warehouse
@@ -46,6 +47,7 @@ def test_daily_pipeline_materializes_ingest_and_dbt(built_warehouse):
         assert conn.scalar("SELECT count(*) FROM staging.stg_cdp__events WHERE product_id IS NOT NULL") > 0
 
 
+@pytest.mark.slow
 def test_second_run_is_idempotent(built_warehouse):
     settings = built_warehouse.settings
     with Warehouse(settings).connect() as conn:

@@ -191,6 +191,7 @@ def test_a_volume_drop_blocks_the_run(mailroom_env, sample_landing, prepared_dbt
     assert dbt_materializations(result) == []
 
 
+@pytest.mark.slow
 def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(
     mailroom_env, sample_landing, prepared_dbt, tmp_path, monkeypatch
 ):
@@ -215,6 +216,7 @@ def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(
     assert PROBE not in {e.asset_key for e in result.get_asset_materialization_events()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
 def test_without_a_failing_gate_the_downstream_asset_runs(mailroom_env, sample_landing, prepared_dbt):
     with_landing(mailroom_env, sample_landing)
@@ -222,6 +224,7 @@ def test_without_a_failing_gate_the_downstream_asset_runs(mailroom_env, sample_l
     assert result.success and ran == [True]
 
 
+@pytest.mark.slow
 def test_a_failing_dbt_test_blocks_downstream_assets(mailroom_env, sample_landing, prepared_dbt):
     """An order line without a product id passes the raw gates (properties are free-form JSON) but
     fails dbt's error-severity not_null test on stg_cdp__order_items: the dbt step fails, dbt skips
@@ -244,6 +247,7 @@ def test_a_failing_dbt_test_blocks_downstream_assets(mailroom_env, sample_landin
     assert dg.AssetKey(["marts", "product_recommendations"]) not in dbt_materializations(result)  # dbt skipped it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
 def test_a_source_without_new_files_shows_stale_without_blocking(built_warehouse):
     settings = built_warehouse.settings
