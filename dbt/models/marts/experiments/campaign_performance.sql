@@ -1,8 +1,8 @@
 -- One row per campaign run, arm (variant or holdout) and segment: how many customers each got, and
 -- what they did. Built on the experiment units (assignment, intent to treat), so the holdout sits
 -- beside the variants with its units and conversions and no sends. Each count is of units (customers),
--- once each however many events they caused; orders and revenue are sums. The rates divide as double
--- precision (the same IEEE result on every engine) and are null where the denominator is 0; they are
+-- once each however many events they caused; orders and revenue are sums. The rates divide through the
+-- rate macro (macros/metrics.sql: double precision, null where the denominator is 0); they are
 -- defined once in _campaign_performance.yml, and dagster_project/experiments/performance.py holds the same
 -- definitions for its totals over segments (tests hold the two against each other).
 {%- set rates = [
@@ -153,7 +153,7 @@ select
     cast(hard_bounces as integer) as hard_bounces,
     cast(spam_reports as integer) as spam_reports,
     {%- for name, numerator, denominator in rates %}
-    cast(cast({{ numerator }} as double precision) / nullif({{ denominator }}, 0) as double precision) as {{ name }}
+    {{ rate(numerator, denominator) }} as {{ name }}
     {{- "," if not loop.last }}
     {%- endfor %}
 from counted
