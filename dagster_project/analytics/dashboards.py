@@ -60,8 +60,8 @@ EMAIL_COLUMNS = ("sent_date", "campaign_id", "variant_id", "segment_key", "sends
 
 
 def marketing(conn: Connection) -> Dashboard:
-    email = read(conn, f"SELECT {', '.join(EMAIL_COLUMNS)} FROM marts.metrics_email_daily "
-                 "ORDER BY sent_date, campaign_id, variant_id, segment_key", EMAIL_COLUMNS).dicts()
+    email = read(conn, "marts.metrics_email_daily", EMAIL_COLUMNS,
+                 "ORDER BY sent_date, campaign_id, variant_id, segment_key")
     totals = charts.grouped_sums(email, (), FUNNEL + ("revenue",)).get((), dict.fromkeys(FUNNEL + ("revenue",), 0))
     dashboard = Dashboard("marketing", "Marketing", "How each campaign did, per variant and segment")
     _funnel_figures(dashboard, totals)
@@ -127,9 +127,9 @@ def _segment_table(email: list[dict]) -> list[dict]:
 
 def _readout_table(conn: Connection) -> list[dict]:
     columns = ("campaign_id", "run_key", "arm", "units", "sends", "clicks", "conversions", "revenue")
-    rows = read(conn, f"SELECT {', '.join(columns)} FROM marts.campaign_performance AS p WHERE run_key = "
-                "(SELECT max(run_key) FROM marts.campaign_performance AS l WHERE l.campaign_id = p.campaign_id) "
-                "ORDER BY campaign_id, is_holdout, arm", columns).dicts()
+    rows = read(conn, "marts.campaign_performance", columns,
+                "AS p WHERE run_key = (SELECT max(run_key) FROM marts.campaign_performance AS l "
+                "WHERE l.campaign_id = p.campaign_id) ORDER BY campaign_id, is_holdout, arm")
     return [{"campaign": campaign, "run": run, "arm": arm, "customers": s["units"], "sent": s["sends"],
              "clicked": s["clicks"], "converted": _percent(charts.ratio(s["conversions"], s["units"])),
              "revenue / customer": f"{charts.ratio(s['revenue'], s['units']) or 0:,.2f}"}
@@ -140,9 +140,8 @@ def _readout_table(conn: Connection) -> list[dict]:
 
 def _decay_panel(conn: Connection) -> Panel:
     """Per lifecycle stage (the segment key's part before ':'), so the lines stay few enough to read."""
-    rows = read(conn, "SELECT segment_key, message_number, deliveries, human_opens FROM "
-                "marts.metrics_engagement_decay", ("segment_key", "message_number", "deliveries",
-                                                   "human_opens")).dicts()
+    rows = read(conn, "marts.metrics_engagement_decay", ("segment_key", "message_number", "deliveries",
+                                                          "human_opens"))
     for row in rows:
         row["stage"] = row["segment_key"].split(":", 1)[0]
     sums = charts.grouped_sums(sorted(rows, key=lambda r: (r["stage"], r["message_number"])),
@@ -159,8 +158,7 @@ def _decay_panel(conn: Connection) -> Panel:
 
 
 def _cohort_panel(conn: Connection) -> Panel:
-    rows = read(conn, "SELECT signup_month, months_since_signup, retention_rate FROM marts.metrics_engagement_cohorts",
-                ("signup_month", "months_since_signup", "retention_rate")).dicts()
+    rows = read(conn, "marts.metrics_engagement_cohorts", ("signup_month", "months_since_signup", "retention_rate"))
     for row in rows:
         row["signup_month"] = f"{row['signup_month']:%Y-%m}"
     if not rows:
@@ -175,9 +173,8 @@ def _cohort_panel(conn: Connection) -> Panel:
 
 def operations(conn: Connection, runs: Sequence[RunSummary], checks: Sequence[CheckSummary]) -> Dashboard:
     dashboard = Dashboard("ops", "Operations", "Runs, steps, gates, throughput and errors")
-    delivery = read(conn, "SELECT destination, send_state, error_class, messages, retries FROM "
-                    "marts.metrics_delivery_daily", ("destination", "send_state", "error_class", "messages",
-                                                     "retries")).dicts()
+    delivery = read(conn, "marts.metrics_delivery_daily", ("destination", "send_state", "error_class", "messages",
+                                                            "retries"))
     outcome = lambda row: row["send_state"] if row["error_class"] == "none" else f"failed: {row['error_class']}"  # noqa: E731
     by_outcome = charts.grouped_sums(({**row, "outcome": outcome(row)} for row in delivery),
                                      ("destination", "outcome"), ("messages", "retries"))
@@ -218,9 +215,8 @@ def operations(conn: Connection, runs: Sequence[RunSummary], checks: Sequence[Ch
         charts.bars(destinations, {o: [by_outcome.get((d, o), {"messages": 0})["messages"] for d in destinations]
                                    for o in outcomes}, stacked=True, y_title="messages")
         if delivery else None, empty_because=NOT_YET))
-    responses = read(conn, "SELECT event_date, event_type, smtp_status, events FROM "
-                     "marts.metrics_provider_responses_daily", ("event_date", "event_type", "smtp_status",
-                                                                 "events")).dicts()
+    responses = read(conn, "marts.metrics_provider_responses_daily", ("event_date", "event_type", "smtp_status",
+                                                                       "events"))
     for row in responses:
         row["response"] = (f"{row['event_type']} {row['smtp_status']}" if row["smtp_status"] != "none"
                            else row["event_type"])
@@ -245,8 +241,7 @@ def _latest_per_job(runs: Sequence[RunSummary]) -> list[RunSummary]:
 def _throughput_panels(conn: Connection) -> list[Panel]:
     columns = ("campaign_id", "run_key", "messages_rendered", "render_seconds", "messages_handed_over",
                "handover_seconds", "handed_over_per_second")
-    rows = read(conn, f"SELECT {', '.join(columns)} FROM marts.metrics_send_runs ORDER BY campaign_id, run_key",
-                columns).dicts()
+    rows = read(conn, "marts.metrics_send_runs", columns, "ORDER BY campaign_id, run_key")
     if not rows:
         return [Panel("Throughput per campaign run", empty_because="No campaign has rendered messages yet.")]
     labels = [f"{row['campaign_id']} {row['run_key']}" for row in rows]
@@ -268,14 +263,12 @@ CONTENT_COLUMNS = ("activity_date", "campaign_id", "messages_rendered", "content
 
 
 def content(conn: Connection) -> Dashboard:
-    rows = read(conn, f"SELECT {', '.join(CONTENT_COLUMNS)} FROM marts.metrics_content_daily "
-                "ORDER BY activity_date, campaign_id", CONTENT_COLUMNS).dicts()
+    rows = read(conn, "marts.metrics_content_daily", CONTENT_COLUMNS, "ORDER BY activity_date, campaign_id")
     sums = charts.grouped_sums(rows, (), ("content_units", "llm_units", "rule_fallbacks", "pii_redactions",
                                           "units_in_review", "llm_calls")).get((), {})
     dashboard = Dashboard("content", "ML and content", "Who wrote the content, how good it is, what the guardrails did")
-    calls = read(conn, "SELECT called_date, llm_calls, guardrail_rejections, api_errors, latency_p95_seconds FROM "
-                 "marts.metrics_llm_daily ORDER BY called_date", ("called_date", "llm_calls", "guardrail_rejections",
-                                                                  "api_errors", "latency_p95_seconds")).dicts()
+    calls = read(conn, "marts.metrics_llm_daily", ("called_date", "llm_calls", "guardrail_rejections", "api_errors",
+                                                    "latency_p95_seconds"), "ORDER BY called_date")
     call_sums = charts.grouped_sums(calls, (), ("llm_calls", "guardrail_rejections", "api_errors")).get((), {})
     dashboard.figures = {"content units": f"{sums.get('content_units', 0):,}",
                          "written by an LLM": f"{sums.get('llm_units', 0):,}",
@@ -322,13 +315,11 @@ def content(conn: Connection) -> Dashboard:
 # --- cost ----------------------------------------------------------------------------------------------
 
 def cost(conn: Connection, daily_budget_usd: float) -> Dashboard:
-    rows = read(conn, "SELECT activity_date, campaign_id, messages_rendered, cost_usd FROM "
-                "marts.metrics_content_daily ORDER BY activity_date", ("activity_date", "campaign_id",
-                                                                      "messages_rendered", "cost_usd")).dicts()
+    rows = read(conn, "marts.metrics_content_daily", ("activity_date", "campaign_id", "messages_rendered",
+                                                       "cost_usd"), "ORDER BY activity_date")
     per_day = charts.grouped_sums(rows, ("activity_date",), ("cost_usd", "messages_rendered"))
-    tokens = charts.grouped_sums(read(conn, "SELECT called_date, input_tokens, output_tokens FROM "
-                                      "marts.metrics_llm_daily", ("called_date", "input_tokens",
-                                                                  "output_tokens")).dicts(),
+    tokens = charts.grouped_sums(read(conn, "marts.metrics_llm_daily", ("called_date", "input_tokens",
+                                                                         "output_tokens")),
                                  ("called_date",), ("input_tokens", "output_tokens"))
     spent = sum(s["cost_usd"] for s in per_day.values())
     rendered = sum(s["messages_rendered"] for s in per_day.values())
@@ -369,11 +360,10 @@ def cost(conn: Connection, daily_budget_usd: float) -> Dashboard:
 # --- compliance ----------------------------------------------------------------------------------------
 
 def compliance(conn: Connection) -> Dashboard:
-    suppressions = read(conn, "SELECT activity_date, stage, reason, is_consent, customers FROM "
-                        "marts.metrics_suppressions_daily ORDER BY activity_date",
-                        ("activity_date", "stage", "reason", "is_consent", "customers")).dicts()
-    opt_outs = read(conn, "SELECT opted_out_date, source, opt_outs FROM marts.metrics_opt_outs_daily "
-                    "ORDER BY opted_out_date", ("opted_out_date", "source", "opt_outs")).dicts()
+    suppressions = read(conn, "marts.metrics_suppressions_daily",
+                        ("activity_date", "stage", "reason", "is_consent", "customers"), "ORDER BY activity_date")
+    opt_outs = read(conn, "marts.metrics_opt_outs_daily", ("opted_out_date", "source", "opt_outs"),
+                    "ORDER BY opted_out_date")
     messages = conn.scalar("SELECT count(*) FROM ops.campaign_messages") if conn.table_exists(
         "ops", "campaign_messages") else 0
     audience = sum(row["customers"] for row in suppressions if row["stage"] == "audience")
