@@ -10,6 +10,9 @@ and in a dry run, the guards' arithmetic on small numbers, and their settings.""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -40,6 +43,7 @@ from reverse_etl.send import main as send_main
 from reverse_etl.sender import Sender
 
 from activation_helpers import activation_settings, customer_ids, ledger_states, seed_customers, seed_messages
+from conftest import settings_environment
 from dbt_runner import dbt
 
 NOW = datetime(2026, 11, 2, 9, 0)
@@ -148,6 +152,40 @@ def test_pauses_are_recorded_once_and_resumed(warehouse):
         assert pauses.paused_campaigns(conn) == []
         assert [(p.action, p.actor) for p in pauses.history(conn, "weekly")] == [
             ("pause", "guard:spam_complaint_rate"), ("resume", "cli:sam")]
+
+
+TOGGLER = """
+import sys
+from datetime import datetime
+from dagster_project.settings import load_settings
+from dagster_project.warehouse import Warehouse
+from reverse_etl import pauses
+warehouse = Warehouse(load_settings())
+for turn in range(25):
+    for record in (pauses.pause, pauses.resume):
+        with warehouse.connect() as conn:
+            record(conn, "weekly", f"turn {turn}", sys.argv[1], datetime(2026, 11, 2, 9, 0))
+"""
+
+
+@pytest.mark.parametrize("warehouse_kind", ["postgres"], indirect=True)
+def test_two_processes_pausing_and_resuming_together_keep_one_consistent_history(settings, warehouse):
+    """Two operators (or a guard and an operator) at the same moment: the numbered entries never
+    collide, and the history alternates pause, resume, pause... however the two interleave."""
+    environment = {**os.environ, **settings_environment(settings)}
+    with warehouse.connect() as conn:
+        pauses.ensure_pauses(conn)
+    processes = [subprocess.Popen([sys.executable, "-c", TOGGLER, f"cli:operator{n}"], env=environment,
+                                  stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    for process in processes:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    with warehouse.connect() as conn:
+        history = pauses.history(conn, "weekly")
+    assert [entry.entry for entry in history] == list(range(1, len(history) + 1))
+    assert [entry.action for entry in history] == [pauses.PAUSE, pauses.RESUME] * (len(history) // 2)
+    # Both ended with a resume, so however they interleaved, the campaign is not paused.
+    assert len(history) >= 2 and history[-1].action == pauses.RESUME
 
 
 # --- the sender honours a pause ----------------------------------------------------------------------
