@@ -137,10 +137,25 @@ def run_end_to_end(kind: str, env: dict[str, str]) -> dict:
     return {END_TO_END_STAGE: figures}
 
 
+def linked_landing(landing: Path, target: Path) -> Path:
+    """A landing directory of links to the cached sample's files, which the next day's files can join
+    without changing the cache."""
+    for path in landing.rglob("*"):
+        if path.is_file():
+            link = target / path.relative_to(landing)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+    return target
+
+
 def run_warehouse(kind: str, landing: Path, scratch: Path, only_sends: bool = False,
-                  end_to_end: bool = False) -> dict:
+                  end_to_end: bool = False, next_day: bool = False) -> dict:
+    if next_day:
+        landing = linked_landing(landing, scratch / f"{kind}-landing")
     with scratch_warehouse(kind, scratch / kind, "mailroom_bench", landing_dir=landing) as settings:
         env = environment(settings)
+        if next_day:
+            env["MAILROOM_BENCH_NEXT_DAY"] = "1"
         if only_sends:
             return {**run_sends(kind, env), "server_version": _server_version(settings)}
         if end_to_end:
@@ -207,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the sends, CRM sync and receiver stages (synthetic data; own results file)")
     parser.add_argument("--end-to-end", action="store_true",
                         help="run the daily job and the batch campaigns through Dagster (own results file)")
+    parser.add_argument("--next-day", action="store_true",
+                        help="with --end-to-end: then the daily job again a day later, after 1%% new events")
     args = parser.parse_args(argv)
 
     machine = describe()
@@ -220,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mailroom-bench-") as scratch:
         for kind in args.warehouses.split(","):
             stages = run_warehouse(kind, landing, Path(scratch), only_sends=args.only_sends,
-                                   end_to_end=args.end_to_end)
+                                   end_to_end=args.end_to_end or args.next_day, next_day=args.next_day)
             if stages.get("server_version"):
                 machine["postgres"] = stages["server_version"]
             result = {
@@ -235,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             if generate:
                 result["stages"] = {"generate sample data": generate, **result["stages"]}
             # A sends-only run keeps its own file: it may run on another machine than the full run.
-            suffix = "-sends" if args.only_sends else "-end-to-end" if args.end_to_end else ""
+            suffix = "-sends" if args.only_sends else "-end-to-end" if args.end_to_end or args.next_day else ""
             path = RESULTS / f"{args.scale}-{kind}{suffix}.json"
             path.write_text(json.dumps(result, indent=2) + "\n")
     write_report(RESULTS, ROOT / "BENCHMARKS.md")

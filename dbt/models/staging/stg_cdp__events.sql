@@ -1,6 +1,10 @@
 -- One row per CDP event, with the Segment fields later models read pulled out of the JSON objects.
--- A table rather than a view: unpacking JSON is the expensive part, and it is done once here.
-{{ config(materialized='table') }}
+-- A table rather than a view: unpacking JSON is the expensive part, and it is done once per event.
+-- Incremental: raw.cdp_events only grows (a messageId loaded twice goes to raw.quarantine), so a
+-- daily run unpacks only the events it has not seen. New events are found by their key, not by
+-- loaded_at: two loads can commit out of order. `dbt build --full-refresh` rebuilds it from raw
+-- (needed after rows are deleted from raw, e.g. an erasure).
+{{ config(materialized='incremental', incremental_strategy='append', unique_key='message_id') }}
 
 -- materialized: parse each JSON column once per row (otherwise the engine may inline the CTE and
 -- parse again for every field).
@@ -10,7 +14,10 @@ with source as materialized (
         {{ json_parse('traits') }} as traits_json,
         {{ json_parse('properties') }} as properties_json,
         {{ json_parse('context') }} as context_json
-    from {{ source('raw', 'cdp_events') }}
+    from {{ source('raw', 'cdp_events') }} as raw_events
+    {% if is_incremental() %}
+    where not exists (select 1 from {{ this }} as seen where seen.message_id = raw_events.message_id)
+    {% endif %}
 )
 
 select
