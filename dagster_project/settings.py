@@ -611,6 +611,7 @@ def _on_off(env, name: str) -> bool | None:
 
 SYNC_DESTINATIONS = ("database", "hubspot")
 SYNC_MODES = ("upsert", "update_only")
+CRM_BATCH_LIMITS = {"database": 1000, "hubspot": 100}  # rows per write each destination takes
 
 
 @dataclass(frozen=True)
@@ -624,7 +625,8 @@ class SyncSettings:
     database_table: str = "crm_contacts"
     hubspot_host: str = "https://api.hubapi.com"
     hubspot_id_property: str = "email"  # the unique contact property upserts are keyed by
-    batch_size: int = 100  # HubSpot batch upsert takes at most 100 inputs
+    # Rows per batch; 0: the destination's largest (HubSpot's batch upsert takes 100, the database 1,000).
+    batch_size: int = 0
     rate_per_second: float = 10.0  # requests per second
     max_attempts: int = 5
 
@@ -642,8 +644,10 @@ def load_sync_settings(environ: dict[str, str] | None = None) -> SyncSettings:
         raise SettingsError("MAILROOM_CRM_DESTINATION=hubspot needs MAILROOM_HUBSPOT_ACCESS_TOKEN "
                             "(a private app token)")
     batch = int(_number(env, "MAILROOM_CRM_BATCH_SIZE", SyncSettings.batch_size))
-    if not 1 <= batch <= 100:
-        raise SettingsError(f"MAILROOM_CRM_BATCH_SIZE={batch} must be between 1 and 100 (HubSpot's batch limit)")
+    largest = CRM_BATCH_LIMITS[destination]
+    if not 0 <= batch <= largest:
+        raise SettingsError(f"MAILROOM_CRM_BATCH_SIZE={batch} must be between 1 and {largest} ({destination}'s "
+                            "batch limit), or 0 for the largest")
     return SyncSettings(
         destination=destination,
         mode=mode,

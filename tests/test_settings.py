@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.settings import SettingsError, load_settings, parse_postgres_url
+from dagster_project.settings import SettingsError, load_settings, load_sync_settings, parse_postgres_url
 
 
 def test_defaults_put_everything_under_the_data_dir(tmp_path):
@@ -70,3 +70,13 @@ def test_the_postgres_password_never_sits_in_resource_config(monkeypatch):
     resource = WarehouseResource.from_settings(settings)
     assert "s3cret" not in repr(resource.model_dump())
     assert resource.settings.postgres.password == "s3cret!"  # read when a connection is made
+
+
+def test_crm_batches_default_to_the_most_each_crm_takes_and_refuse_more():
+    assert load_sync_settings({}).batch_size == 0  # the Syncer then takes the destination's max_batch
+    assert load_sync_settings({"MAILROOM_CRM_BATCH_SIZE": "500"}).batch_size == 500
+    hubspot = {"MAILROOM_CRM_DESTINATION": "hubspot", "MAILROOM_HUBSPOT_ACCESS_TOKEN": "pat-x"}
+    with pytest.raises(SettingsError, match=r"MAILROOM_CRM_BATCH_SIZE=500 must be between 1 and 100"):
+        load_sync_settings({**hubspot, "MAILROOM_CRM_BATCH_SIZE": "500"})
+    with pytest.raises(SettingsError, match=r"MAILROOM_CRM_BATCH_SIZE=5000 must be between 1 and 1000"):
+        load_sync_settings({"MAILROOM_CRM_BATCH_SIZE": "5000"})

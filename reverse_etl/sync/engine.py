@@ -28,7 +28,7 @@ REJECTION_SAMPLES = 20
 
 class Syncer:
     def __init__(self, warehouse: Warehouse, destination: CrmDestination, pacer: Pacer, *, mode: str = UPSERT,
-                 batch_size: int = 100, dry_run: bool = False, log: Callable[[str], None] = print,
+                 batch_size: int = 0, dry_run: bool = False, log: Callable[[str], None] = print,
                  failed_batches_to_stop: int = 3):
         if mode not in (UPSERT, UPDATE_ONLY):
             raise SyncError(f"sync mode {mode!r} must be {UPSERT} or {UPDATE_ONLY}")
@@ -36,7 +36,7 @@ class Syncer:
         self.destination = destination
         self.pacer = pacer
         self.mode = mode
-        self.batch_size = max(1, min(batch_size, destination.max_batch))
+        self.batch_size = min(batch_size, destination.max_batch) if batch_size > 0 else destination.max_batch
         self.dry_run = dry_run
         self.log = log
         # Consecutive batches that exhaust their retries before the run gives up (the destination is down).

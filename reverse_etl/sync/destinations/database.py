@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from dagster_project.redaction import redact_url
+from dagster_project.settings import CRM_BATCH_LIMITS
 from reverse_etl.sync.destinations.base import UPSERT, BatchResult, SyncRow
 from reverse_etl.sync.errors import SyncError, TransientFailure
 from reverse_etl.sync.pacing import Pacer
@@ -44,7 +45,7 @@ _TYPES = {TEXT: sa.String, INTEGER: sa.BigInteger, DECIMAL: sa.Float, BOOLEAN: s
 
 class DatabaseCrm:
     name = "database"
-    max_batch = 1000
+    max_batch = CRM_BATCH_LIMITS["database"]
 
     def __init__(self, url: str, table: str, pacer: Pacer, required: Sequence[str] = ("email",),
                  password: Callable[[], str] | None = None):

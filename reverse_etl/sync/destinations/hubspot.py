@@ -39,12 +39,13 @@ from hubspot.crm.contacts import (
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
+from dagster_project.settings import CRM_BATCH_LIMITS
 from reverse_etl.sync.destinations.base import BatchResult, SyncRow
 from reverse_etl.sync.errors import DestinationUnavailable, RetriesExhausted, SyncError, TransientFailure
 from reverse_etl.sync.pacing import Pacer
 from reverse_etl.sync.relation import Relation
 
-MAX_INPUTS = 100  # HubSpot's limit per batch request
+MAX_INPUTS = CRM_BATCH_LIMITS["hubspot"]  # HubSpot's limit per batch request
 PROPERTY_PREFIX = "mailroom_"
 ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
 _TOKEN_HINT = ("set MAILROOM_HUBSPOT_ACCESS_TOKEN to a private app token with the crm.objects.contacts.write "
