@@ -64,9 +64,11 @@ test-fast: prepare
 	$(BIN)/python -m pytest $(XDIST) -m "not postgres and not slow" --ignore=tests/test_ui_browser.py \
 		--ignore=tests/test_demo.py --ignore=tests/test_demo_engagement.py $(PYTEST_ARGS)
 
-# One style for the Python (ruff, configured in pyproject.toml).
+# One style for the Python (ruff, configured in pyproject.toml) and one for the dbt SQL (sqlfluff, configured
+# in .sqlfluff; `$(BIN)/sqlfluff fix <path>` applies its fixes). data-tests is linted once it exists.
 lint: $(INSTALLED)
 	$(BIN)/ruff check dagster_project reverse_etl tests benchmarks
+	$(BIN)/sqlfluff lint --processes 2 $(wildcard dbt/models dbt/macros dbt/data-tests)
 
 # `dagster dev` warns that `dg dev` supersedes it; `dg` needs a dg project layout Mailroom does not use
 # (workspace.yaml instead), so that warning is silenced here and only here.
