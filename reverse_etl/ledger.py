@@ -130,7 +130,7 @@ def suppress_duplicate_addresses(conn: Connection, campaign_id: str, owner: str,
         f"   AND (state IN ('{PLANNED}', '{SENDING}', '{ACCEPTED}') OR (state = '{FAILED}' AND is_retryable))"
         f") AS ranked WHERE position > 1 AND state = '{PLANNED}'", [campaign_id])]
     suppressed = 0
-    for chunk in _chunks(duplicates):
+    for chunk in chunks(duplicates):
         suppressed += conn.execute(
             f"UPDATE ops.send_ledger SET state = '{SUPPRESSED}', reason = '{DUPLICATE_ADDRESS}', finished_at = ?, "
             f"lease_expires_at = ? WHERE message_id = ANY(?) AND state = '{PLANNED}' AND ({_FREE} OR lease_owner = ?)",
@@ -181,7 +181,7 @@ def release(conn: Connection, message_ids: Sequence[str], owner: str, now: datet
 
 def _for_owned(conn: Connection, message_ids: Sequence[str], owner: str, assignment: str, params: list) -> int:
     changed = 0
-    for chunk in _chunks(list(message_ids)):
+    for chunk in chunks(list(message_ids)):
         changed += conn.execute(
             f"UPDATE ops.send_ledger SET {assignment} WHERE message_id = ANY(?) AND lease_owner = ? "
             f"AND state IN ('{PLANNED}', '{SENDING}')", [*params, chunk, owner])
@@ -230,7 +230,7 @@ def move(conn: Connection, message_ids: Sequence[str], from_state: str, to_state
         assignments.append("finished_at = ?, lease_expires_at = ?")
         params += [now, now]
     guard, guard_params = _guard(from_state, owner)
-    for chunk in _chunks(list(message_ids)):
+    for chunk in chunks(list(message_ids)):
         # "= ANY(list)" rather than "IN (?, ?, ...)": one array parameter, and DuckDB updates ~8x faster.
         moved += conn.execute(
             f"UPDATE ops.send_ledger SET {', '.join(assignments)} WHERE {guard} AND message_id = ANY(?)",
@@ -261,7 +261,7 @@ def move_each(conn: Connection, per_row: dict[str, object], from_state: str, to_
         params += [now, now]
     guard, guard_params = _guard(from_state, owner, table="ops.send_ledger.")
     items, moved = list(per_row.items()), 0
-    for chunk in _chunks(items):
+    for chunk in chunks(items):
         rows = ", ".join("(?, ?)" for _ in chunk)
         pairs = [v for pair in chunk for v in (pair[0], _text(pair[1]))]
         # DuckDB binds the parameters of UPDATE ... FROM (VALUES ...) before those of SET; PostgreSQL in
@@ -340,6 +340,7 @@ def held_elsewhere(conn: Connection, campaign_id: str, owner: str, now: datetime
         "AND lease_expires_at > ? AND lease_owner <> ?", [campaign_id, now, owner]) or 0)
 
 
-def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+def chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+    """`items` in lists of at most `size` (ids per statement)."""
     for start in range(0, len(items), size):
         yield items[start:start + size]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import functools
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.header import Header
@@ -35,7 +37,7 @@ class OutgoingMessage:
         """An internationalized address (RFC 6531): only a server offering SMTPUTF8 can take it."""
         return not self.to_email.isascii()
 
-    def to_bytes(self, from_email: str, from_name: str) -> bytes:
+    def to_bytes(self, from_email: str, from_name: str, date: str | None = None) -> bytes:
         """The RFC 5322 message (text and HTML alternatives) that SMTP and the outbox hand over.
 
         Composed directly rather than with email.message (2.5 ms a message; this is ~20x faster):
@@ -43,13 +45,14 @@ class OutgoingMessage:
         containing "=_", which quoted-printable text can never contain. Only text headers (Subject)
         are RFC 2047-encoded when they are not plain ASCII; an internationalized recipient makes the
         message an RFC 6532 one (UTF-8 headers, sent with SMTPUTF8). Raises MessageCompositionError
-        when the message cannot be written (that message fails alone, with the reason)."""
+        when the message cannot be written (that message fails alone, with the reason). `date`: the
+        Date header (message_date()), for a caller writing many messages at once; default now."""
         utf8 = self.needs_smtputf8
         headers = {
-            "From": email.utils.formataddr((from_name, from_email)),
+            "From": _from_address(from_name, from_email),
             "To": self.to_email,
             "Subject": self.subject,
-            "Date": email.utils.format_datetime(datetime.now(timezone.utc)),
+            "Date": date or message_date(),
             **({"Message-ID": self.message_id} if "Message-ID" not in self.headers else {}),
             **self.headers,
         }
@@ -66,6 +69,16 @@ class OutgoingMessage:
             return "\r\n".join(lines).encode("utf-8" if utf8 else "ascii")
         except UnicodeError as error:  # a lone surrogate from a broken template
             raise MessageCompositionError(f"the message cannot be encoded: {error}") from error
+
+
+def message_date(when: datetime | None = None) -> str:
+    """An RFC 5322 Date header value for `when` (aware; default now)."""
+    return email.utils.format_datetime(when or datetime.now(timezone.utc))
+
+
+@functools.lru_cache(maxsize=64)
+def _from_address(from_name: str, from_email: str) -> str:
+    return email.utils.formataddr((from_name, from_email))
 
 
 class MessageCompositionError(ValueError):
@@ -96,6 +109,8 @@ def header_line(name: str, value, utf8: bool = False) -> str:
 def _fold(line: str, name: str) -> str:
     """Fold at spaces (never right after the colon: the value starts on the first line); a word longer
     than a line (a URL) stays whole, up to the 998-character limit."""
+    if len(line) <= FOLD_AT:  # most headers: nothing to fold, and far below the 998-byte limit
+        return line
     words = line.split(" ")
     lines, current = [], words[0] + " " + words[1] if len(words) > 1 else words[0]
     for word in words[2:]:
@@ -122,4 +137,8 @@ def _quoted_printable(body: str) -> str:
 def message_file_stem(message_id: str) -> str:
     """A file-name-safe form of a Message-ID: its local part, "<3f2a...@mail.example.com>" -> "3f2a..."."""
     local = message_id.strip("<>").split("@", 1)[0]
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in local) or "message"
+    return _UNSAFE_IN_NAME.sub("_", local) or "message"
+
+
+# Anything but a letter or digit (str.isalnum, as the regular expression's \w is with "_"), "-", "_" or ".".
+_UNSAFE_IN_NAME = re.compile(r"[^\w.-]")

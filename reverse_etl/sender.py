@@ -216,10 +216,15 @@ class Sender:
 
     def _load(self, conn: Connection, held: list[tuple], report: SendReport) -> list[OutgoingMessage]:
         """The page's messages by id (joining the whole messages table, HTML included, for every page
-        made each page slower as the table grew). A message that cannot be read fails alone."""
-        rows = {r[0]: r for r in conn.fetchall(
-            "SELECT message_id, campaign_id, variant_id, customer_id, to_email, subject, html_body, text_body, "
-            "headers_json, rendered_at FROM ops.campaign_messages WHERE message_id = ANY(?)", [[h[0] for h in held]])}
+        made each page slower as the table grew). A message that cannot be read fails alone.
+        "IN (?, ?, ...)", not "= ANY(?)": DuckDB matched an array against every row, 0.7 to 1.9 s a page
+        of 1,000 in a table of 200,000 messages (an IN list: 0.1 s); PostgreSQL plans both alike."""
+        rows = {}
+        for chunk in ledger.chunks([h[0] for h in held]):
+            marks = ", ".join("?" * len(chunk))
+            rows.update((r[0], r) for r in conn.fetchall(
+                "SELECT message_id, campaign_id, variant_id, customer_id, to_email, subject, html_body, text_body, "
+                f"headers_json, rendered_at FROM ops.campaign_messages WHERE message_id IN ({marks})", chunk))
         page, unreadable = [], {}
         now = self.clock()
         for message_id, send_at, tz_name in held:

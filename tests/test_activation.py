@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email import policy
 
@@ -302,6 +303,38 @@ def test_an_interrupted_outbox_run_is_settled_from_the_files(settings, warehouse
     assert report.handed_over == 1 and len(_outbox_files(tmp_path)) == 6
     assert ledger_states(warehouse) == {"accepted": 6}
     assert report.awaiting == 0 and "0 awaiting reconciliation" in summary_lines(report)[0]
+
+
+def test_the_outbox_pool_hands_every_page_over_once_and_the_ledger_matches_the_files(settings, warehouse, tmp_path):
+    """Through the sender, with the outbox writing each batch in a pool of two processes: the ledger
+    records exactly the files written (provider ids are the files' names), and a second run sends nothing."""
+    from reverse_etl.chain import send_policy
+    from reverse_etl.destinations.outbox import OutboxDestination
+    from reverse_etl.sender import Route, Sender
+    from reverse_etl.throttle import CircuitBreaker, TokenBucket
+
+    customers = customer_ids(70)
+    seed_customers(warehouse, customers)
+    ids = seed_messages(warehouse, "weekly", customers)
+    activation = activation_settings(tmp_path)
+    outbox = OutboxDestination(activation.outbox_dir, "news@mail.example.com", "Mailroom", workers=2, pool_min=1)
+    outbox.max_batch = 20  # pages of 30, 30 and 10: hand-overs of 20, 10, 20, 10 and 10
+    rules = replace(send_policy(activation), page_size=30)
+    try:
+        reports = [Sender(warehouse, [Route(outbox, TokenBucket(0), CircuitBreaker(5, 60))], rules,
+                          finders={"outbox": outbox}).send_campaign("weekly") for _ in range(2)]
+    finally:
+        outbox.close()
+
+    assert reports[0].accepted == {"outbox": 70} and reports[0].requests == {"outbox": 5}
+    assert reports[1].handed_over == 0 and ledger_states(warehouse) == {"accepted": 70}
+    files = {str(path.relative_to(activation.outbox_dir)): path for path in _outbox_files(tmp_path)}
+    with warehouse.connect() as conn:
+        recorded = dict(conn.fetchall("SELECT provider_message_id, message_id FROM ops.send_ledger"))
+    assert set(recorded) == set(files) and sorted(recorded.values()) == sorted(ids)
+    assert all(email.message_from_bytes(path.read_bytes(), policy=policy.default)["Message-ID"]
+               == recorded[name] for name, path in files.items())
+    assert not list(activation.outbox_dir.rglob("*.partial"))
 
 
 def test_a_ledger_from_before_leases_is_upgraded_and_its_rows_have_no_owner(settings, warehouse, tmp_path):

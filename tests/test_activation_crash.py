@@ -101,3 +101,49 @@ def test_killing_the_sender_at_random_points_never_loses_or_duplicates_a_message
     # (those rows carry the event's sg_message_id rather than the X-Message-Id of a recorded answer).
     answered = {d.x_message_id for d in sendgrid.deliveries}
     assert sum(provider_id not in answered for provider_id in provider_ids) >= 20
+
+
+OUTBOX_KILLS = 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warehouse_kind", ["duckdb", "postgres"], indirect=True)
+def test_killing_an_outbox_run_again_and_again_leaves_one_complete_file_per_message(settings, warehouse, tmp_path):
+    """The outbox writes its batches in a pool of processes: a sender killed at random points, then run
+    again, ends with exactly one complete .eml per message, no temporary file, and a ledger whose every
+    row is accepted with the name of its file."""
+    import email
+    from email import policy
+
+    customers = customer_ids(MESSAGES)
+    seed_customers(warehouse, customers)
+    ids = seed_messages(warehouse, "weekly", customers)
+    outbox = tmp_path / "outbox"
+    environment = {
+        **os.environ, **settings_environment(settings), "MAILROOM_DESTINATIONS": "outbox",
+        "MAILROOM_OUTBOX_DIR": str(outbox), "MAILROOM_OUTBOX_RATE_PER_SECOND": "2",  # room to be killed in
+        "MAILROOM_RECONCILE_AFTER_MINUTES": "0", "MAILROOM_SEND_LEASE_SECONDS": str(LEASE_SECONDS),
+        "MAILROOM_QUIET_HOURS": "off",
+    }
+    rng = random.Random(20261207)
+    killed = 0
+    for _ in range(OUTBOX_KILLS):
+        process = _start(environment)
+        time.sleep(rng.uniform(1.0, 4.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        killed += process.returncode == -signal.SIGKILL
+        time.sleep(LEASE_SECONDS + 0.5)  # its lease has run out; its pool has finished what it was given
+    final = _start(environment)
+    output, _ = final.communicate(timeout=300)
+
+    assert final.returncode == 0, output
+    assert killed >= OUTBOX_KILLS // 2, f"only {killed} runs were killed mid-send"
+    files = {str(path.relative_to(outbox)): path for path in outbox.rglob("*") if path.is_file()}
+    written = {name: email.message_from_bytes(path.read_bytes(), policy=policy.default) for name, path in files.items()}
+    assert Counter(m["Message-ID"] for m in written.values()) == Counter({message_id: 1 for message_id in ids})
+    assert all(m.get_body(("html",)) is not None for m in written.values())
+    with warehouse.connect() as conn:
+        recorded = dict(conn.fetchall("SELECT provider_message_id, message_id FROM ops.send_ledger WHERE state = "
+                                      "'accepted'"))
+    assert recorded == {name: m["Message-ID"] for name, m in written.items()}

@@ -417,3 +417,138 @@ def test_a_batch_cancelled_in_time_is_discarded_and_a_late_cancel_is_not_honoure
     assert delivered == ["person2@example.org"]  # within 10 minutes of its send_at: SendGrid sends it anyway
     assert statuses == {early: "cancel", late: "cancel"}
     assert [c[2] for c in calls] == [201, 201, 201, 400, 204, 201, 400, 404]
+
+
+# --- the outbox ----------------------------------------------------------------------------------------
+
+def _outbox_batch() -> list[OutgoingMessage]:
+    """Two campaigns, and one message that cannot be composed (a non-ASCII URL) in the middle."""
+    batch = [message(n, campaign="c1" if n % 3 else "c2") for n in range(40)]
+    batch[17] = message(17, headers={"List-Unsubscribe": "<https://mail.example.com/désabonner>"})
+    return batch
+
+
+def _eml_files(directory) -> dict[str, str]:
+    """Every file under `directory` (temporary ones too) -> the Message-ID it holds."""
+    return {str(path.relative_to(directory)): email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            ["Message-ID"] for path in directory.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_outbox_writes_each_message_once_and_answers_in_the_batch_order(tmp_path, workers):
+    """Written here or by a pool of two processes (each its own share), the answers come back in the
+    batch's order, a message that cannot be composed fails alone, and writing the batch again - a run
+    recovering from a crash - leaves exactly one file per message and no temporary file."""
+    from reverse_etl.destinations.outbox import OutboxDestination
+
+    batch = _outbox_batch()
+    outbox = OutboxDestination(tmp_path, "news@mail.example.com", "Mailroom", workers=workers, pool_min=1)
+    try:
+        first = outbox.deliver(batch, NOW)
+        again = outbox.deliver(batch, NOW)
+    finally:
+        outbox.close()
+
+    sendable = [m for m in batch if m.message_id != "<m17@mail.example.com>"]
+    assert list(first.accepted) == [m.message_id for m in sendable]
+    assert list(first.unsendable) == ["<m17@mail.example.com>"] and first.unsendable["<m17@mail.example.com>"][0] \
+        == "compose_failed"
+    assert first.accepted == again.accepted and first.accepted == outbox.find_accepted(batch)
+    assert _eml_files(tmp_path) == {name: message_id for message_id, name in first.accepted.items()}
+    assert {name.split("/")[0] for name in first.accepted.values()} == {"c1", "c2"}
+
+
+def test_an_outbox_file_is_on_disk_before_its_name_and_every_name_before_the_answer(tmp_path, monkeypatch):
+    """fsync of each file's contents before it is renamed into place, one fsync of each folder after the
+    last rename and before deliver() answers (then the ledger records it); no sync of the whole machine."""
+    import os
+
+    from reverse_etl.destinations.outbox import OutboxDestination
+
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+    monkeypatch.setattr(os, "sync", lambda: events.append(("sync",)))
+
+    def fsync(descriptor):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def replace(source, target):
+        events.append(("replace", str(source), str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    batch = [message(n, campaign="c1" if n % 2 else "c2") for n in range(12)]
+    result = OutboxDestination(tmp_path, "news@mail.example.com", "Mailroom", workers=0).deliver(batch, NOW)
+    events.append(("answered",))
+
+    assert len(result.accepted) == 12 and ("sync",) not in events
+    renames = [i for i, event in enumerate(events) if event[0] == "replace"]
+    assert len(renames) == 12
+    for i in renames:
+        _, partial, final = events[i]
+        assert partial == final + ".partial" and events.index(("fsync", partial)) < i
+    folders = [i for i, event in enumerate(events) if event[0] == "fsync" and os.path.isdir(event[1])]
+    assert sorted(events[i][1] for i in folders) == [str(tmp_path / "c1"), str(tmp_path / "c2")]
+    assert min(folders) > max(renames) and max(folders) < events.index(("answered",))
+
+
+def test_an_outbox_whose_pool_breaks_writes_the_batch_itself(tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from reverse_etl.destinations import outbox as outbox_module
+
+    class BrokenPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args, **kwargs):
+            raise BrokenProcessPool("a worker died")
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr(outbox_module, "ProcessPoolExecutor", BrokenPool)
+    outbox = outbox_module.OutboxDestination(tmp_path, "news@mail.example.com", "Mailroom", workers=2, pool_min=1)
+    batch = [message(n) for n in range(10)]
+    result = outbox.deliver(batch, NOW)
+    assert list(result.accepted) == [m.message_id for m in batch] and outbox.workers == 0
+    assert len(_eml_files(tmp_path)) == 10
+
+
+def test_the_outbox_pool_workers_exit_when_a_killed_sender_never_closes_them(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from datetime import datetime\n"
+        "from reverse_etl.destinations.outbox import OutboxDestination\n"
+        "from reverse_etl.outgoing import OutgoingMessage\n"
+        "if __name__ == '__main__':\n"
+        "    outbox = OutboxDestination(sys.argv[1], 'news@mail.example.com', 'Mailroom', workers=2, pool_min=1)\n"
+        "    batch = [OutgoingMessage(f'<m{n}@x.example>', 'c1', 'a', f'p{n}@example.org', 'Hi', '<p>hi</p>', 'hi')\n"
+        "             for n in range(4)]\n"
+        "    assert len(outbox.deliver(batch, datetime(2026, 11, 1)).accepted) == 4\n"
+        "    print(' '.join(str(pid) for pid in outbox._pool._processes), flush=True)\n"
+        "    os._exit(0)  # as SIGKILL would: no close(), no shutdown of the pool\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    workers = [int(pid) for pid in done.stdout.split()]
+    assert len(workers) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)
+    assert len(list((tmp_path / "c1").glob("*.eml"))) == 4 and os.path.isdir(tmp_path / "c1")
