@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-experiments quality-docs clean clean-data
+.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-identity bench-experiments quality-docs clean clean-data
 
 install: $(INSTALLED)
 
@@ -86,9 +86,16 @@ quality-docs: $(INSTALLED)
 bench: prepare
 	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED)
 
-# The daily job and the batch campaigns end to end through Dagster, as the schedules run them.
+# The daily job and the batch campaigns end to end through Dagster, as the schedules run them; then the
+# daily job again the next day, after 1% new events.
 bench-end-to-end: prepare
-	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED) --end-to-end
+	$(BIN)/python -m benchmarks.run --scale $(SCALE) --seed $(SEED) --end-to-end --next-day
+
+# Identity resolution alone: every identity model on a synthetic SCALE-customer graph, then with 20 long
+# device/email chains on top; dbt model time per model, on WAREHOUSES (default duckdb; duckdb,postgres for both).
+WAREHOUSES ?= duckdb
+bench-identity: prepare
+	$(BIN)/python -m benchmarks.identity --customers $(SCALE) --seed $(SEED) --warehouses $(WAREHOUSES)
 
 # Experiment readouts of UNITS units (default 10M): a streamed CSV, and marts.experiment_units in each warehouse.
 bench-experiments: prepare

@@ -1,52 +1,9 @@
 -- Identifiers that would join different user_ids through other identifiers (an anonymous device
 -- seen with one user's email and another user's login) are demoted here, so that two different
--- user_ids never end up in one customer. Groups of linkable non-user identifiers are connected
--- first; a group in touch with more than one user_id links nothing.
-{{ config(post_hook=[
-    "drop table if exists {{ this.schema }}.int_identity_bridges_cc__labels",
-    "drop table if exists {{ this.schema }}.int_identity_bridges_cc__record_nodes",
-]) }}
-
-{% set record_nodes %}
-    select distinct observations.source, observations.record_key, classified.node_key as node
-    from {{ ref('int_identity_observations') }} as observations
-    join {{ ref('int_identifiers_classified') }} as classified
-        on classified.identifier_type = observations.identifier_type
-        and classified.identifier_value = observations.identifier_value
-    where classified.resolution_status = 'linkable' and classified.identifier_type <> 'user_id'
-{% endset %}
-
-{% set nodes %}
-    select node_key as node from {{ ref('int_identifiers_classified') }}
-    where resolution_status = 'linkable' and identifier_type <> 'user_id'
-{% endset %}
-
-{%- set groups = connected_components(record_star_edges(record_nodes, this.schema, 'int_identity_bridges_cc'), nodes, this.schema, 'int_identity_bridges_cc') %}
-
-with groups as (
-    select node, component from {{ groups }}
-),
-
-user_ids_per_record as (
-    select distinct source, record_key, identifier_value as user_id
-    from {{ ref('int_identity_observations') }}
-    where identifier_type = 'user_id'
-),
-
-group_user_ids as (
-    select groups.component, count(distinct user_ids_per_record.user_id) as distinct_user_ids
-    -- record_star_edges() materialized the record nodes above.
-    from {{ this.schema }}.int_identity_bridges_cc__record_nodes as record_nodes
-    join groups on groups.node = record_nodes.node
-    join user_ids_per_record
-        on user_ids_per_record.source = record_nodes.source
-        and user_ids_per_record.record_key = record_nodes.record_key
-    group by groups.component
-)
-
+-- user_ids never end up in one customer: every identifier of a group (int_identity_groups: linkable
+-- non-user identifiers connected through records) in touch with more than one user_id links nothing.
 select
-    groups.node as node_key,
-    group_user_ids.distinct_user_ids
-from groups
-join group_user_ids on group_user_ids.component = groups.component
-where group_user_ids.distinct_user_ids > 1
+    node_key,
+    distinct_user_ids
+from {{ ref('int_identity_groups') }}
+where distinct_user_ids > 1

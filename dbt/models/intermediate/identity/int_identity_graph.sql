@@ -1,39 +1,33 @@
--- The identity graph resolved: every linkable identifier with its component (customer). Components
--- are the connected components of the links between identifiers seen in the same record, computed by
--- connected_components() until no label changes.
-{{ config(post_hook=[
-    "drop table if exists {{ this.schema }}.int_identity_graph_cc__labels",
-    "drop table if exists {{ this.schema }}.int_identity_graph_cc__record_nodes",
-]) }}
+-- The identity graph resolved: every linkable identifier with its component (customer), the connected
+-- component of the links between identifiers seen in the same record, bridges left out.
+--
+-- Derived from int_identity_groups instead of a second connected_components() pass over all links,
+-- because the groups already hold it: a record carries at most one user_id (a CDP event's userId, a
+-- CRM contact's user_id), so every link of a user_id goes to the one group of that record's other
+-- identifiers, and a group that is not a bridge touches at most one user_id. A user_id's component is
+-- therefore itself with the groups whose one user_id it is (named after the user_id, whose node key
+-- sorts first); a group without a linkable user_id is a component of its own (named after its
+-- smallest node, as connected_components() names it).
+with linkable as (
+    select * from {{ ref('int_identifiers_classified') }}
+    where resolution_status = 'linkable'
+),
 
-{% set linked_identifiers %}
-    select classified.*
-    from {{ ref('int_identifiers_classified') }} as classified
-    where classified.resolution_status = 'linkable'
-        and not exists (
-            select 1 from {{ ref('int_identity_bridges') }} as bridges
-            where bridges.node_key = classified.node_key
-        )
-{% endset %}
-
-{% set record_nodes %}
-    select distinct observations.source, observations.record_key, linked.node_key as node
-    from {{ ref('int_identity_observations') }} as observations
-    join ({{ linked_identifiers }}) as linked
-        on linked.identifier_type = observations.identifier_type
-        and linked.identifier_value = observations.identifier_value
-{% endset %}
-
-{% set nodes %}
-    select node_key as node from ({{ linked_identifiers }}) as linked
-{% endset %}
-
-{%- set components = connected_components(record_star_edges(record_nodes, this.schema, 'int_identity_graph_cc'), nodes, this.schema, 'int_identity_graph_cc') %}
+groups as (
+    select * from {{ ref('int_identity_groups') }}
+)
 
 select
-    linked.identifier_type,
-    linked.identifier_value,
-    linked.node_key,
-    components.component
-from ({{ linked_identifiers }}) as linked
-join {{ components }} as components on components.node = linked.node_key
+    linkable.identifier_type,
+    linkable.identifier_value,
+    linkable.node_key,
+    case
+        when linkable.identifier_type = 'user_id' then linkable.node_key
+        else coalesce(user_ids.node_key, groups.group_key)
+    end as component
+from linkable
+left join groups on groups.node_key = linkable.node_key
+left join linkable as user_ids
+    on user_ids.identifier_type = 'user_id'
+    and user_ids.identifier_value = groups.user_id
+where coalesce(groups.distinct_user_ids, 0) <= 1
