@@ -62,7 +62,7 @@ test: prepare lint
 # The inner loop: everything but PostgreSQL, the slow scenarios, the browser and the demo builds.
 test-fast: prepare
 	$(BIN)/python -m pytest $(XDIST) -m "not postgres and not slow" --ignore=tests/test_ui_browser.py \
-		--ignore=tests/test_demo.py --ignore=tests/test_demo_engagement.py $(PYTEST_ARGS)
+		--ignore=tests/test_demo_engagement.py $(PYTEST_ARGS)
 
 # One style for the Python (ruff, configured in pyproject.toml) and one for the dbt SQL (sqlfluff, configured
 # in .sqlfluff; `$(BIN)/sqlfluff fix <path>` applies its fixes). data-tests is linted once it exists.

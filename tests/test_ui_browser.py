@@ -1,15 +1,18 @@
-"""The Dagster UI in a real browser, on an instance `make demo` built: what a marketer opens after
-`make dev`. One demo build, one webserver and one headless Chromium serve the whole module.
+"""`make demo` once for the whole module: the story it prints, then the Dagster UI in a real browser on
+the instance it built, what a marketer opens after `make dev`. One demo build, one webserver and one
+headless Chromium serve every test here (the demo takes minutes: it is built once per test run).
 
 The browser is Debian's chromium driven by Playwright's Python package (Playwright's own browser
-download needs the internet); `.ci/run` installs both. Outside CI the module skips without them;
-under CI=true it fails.
+download needs the internet); `.ci/run` installs both. Outside CI the browser tests skip without them;
+under CI=true they fail.
 
     MAILROOM_SCREENSHOTS=1 pytest tests/test_ui_browser.py   # also rewrites docs/screenshots/*.png
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -65,6 +68,7 @@ def screenshots_wanted() -> bool:
 class DemoInstance(NamedTuple):
     settings: Settings
     runs: list[tuple[str, str]]  # (run_id, job_name) of every run the demo recorded
+    story: str  # what the demo printed
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +83,9 @@ def playwright_api():
 
 
 @pytest.fixture(scope="module")
-def demo_instance(playwright_api, tmp_path_factory, prepared_dbt) -> Iterator[DemoInstance]:
+def demo_instance(tmp_path_factory, prepared_dbt) -> Iterator[DemoInstance]:
     """`make demo` on 120 customers into a temp data directory and a temp DAGSTER_HOME; the
-    environment stays set for the module, so the webserver sees the same warehouse. (Asks for the
-    browser first, so that a machine without one skips before the demo's minutes of work.)"""
+    environment stays set for the module, so the webserver sees the same warehouse."""
     import dagster as dg
 
     from dagster_project.demo import main
@@ -96,11 +99,57 @@ def demo_instance(playwright_api, tmp_path_factory, prepared_dbt) -> Iterator[De
         for name, value in settings_environment(settings).items():
             patch.setenv(name, value)
         patch.setenv("DAGSTER_HOME", str(home))
-        assert main(["--customers", "120", "--seed", "5", "--as-of", "2026-11-01"]) == 0, (
-            "make demo failed (its story and the path of its log file are in the captured output)")
+        story = io.StringIO()
+        with contextlib.redirect_stdout(story):
+            status = main(["--customers", "120", "--seed", "5", "--as-of", "2026-11-01"])
+        assert status == 0, f"make demo failed; it printed:\n{story.getvalue()[-4000:]}"
         with dg.DagsterInstance.get() as instance:
             runs = [(run.run_id, run.job_name) for run in instance.get_runs()]
-        yield DemoInstance(load_settings(), runs)
+        yield DemoInstance(load_settings(), runs, story.getvalue())
+
+
+def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(demo_instance):
+    import dagster as dg
+
+    from dagster_project.code_location_runs import LOCATION_NAME
+
+    out, data_dir = demo_instance.story, demo_instance.settings.data_dir
+    assert "time rules evaluated as of 2026-11-01" in out
+    # A story, not a log: Dagster's and dbt's output went to the log file it names.
+    [log] = (data_dir / "logs").glob("demo-*.log")
+    assert str(log) in out and "dbt" in log.read_text() and "raw.cdp_events" in log.read_text()
+    assert len(out.splitlines()) < 150 and " - DEBUG - " not in out and "Concurrency" not in out
+    # Each run with its own seconds per stage (the weekly run's dbt step does not overwrite the daily's).
+    assert re.search(r"Daily pipeline: .*\n  run \w{8} succeeded in [\d.]+ s", out), out
+    assert len(re.findall(r"    dbt build +[\d.]+ s  models and seeds built [1-9]", out)) == 3, out
+    assert re.search(r"raw/cdp_events +[\d.]+ s  [1-9][\d,]* rows loaded, "
+                     r"\d+ quarantined \([1-9][\d,]* in the table\)", out)
+    assert "Quality gates" in out and "gx_send_eligibility" in out and "BLOCKED" not in out
+    assert re.search(r"dbt tests \(\d+\) +[1-9]\d* passed", out), out
+    # Both campaigns are written offline by the rule-based writer and rendered.
+    for campaign in ("weekly_picks", "cart_abandonment"):
+        assert re.search(rf"{campaign}_content +[\d.]+ s  [1-9][\d,]* content units "
+                         r"\(0 by the LLM, \$0.0000\)", out), out
+        assert re.search(rf"{campaign}_messages +[\d.]+ s  [1-9][\d,]* rendered", out), out
+        # A readout per campaign after the engagement loop.
+        assert re.search(rf"  {campaign} run 2026-11-01\n    variants    units a \d+, b \d+; SRM p=", out), out
+    assert "quarantined (kept in raw.quarantine" in out and "raw.cdp_events" in out
+    # The weekly campaign's roll-out looked: on 120 customers its arms stay below the minimum units,
+    # and the deadline (two days after the sample's day) has passed, so the remainder gets the control.
+    assert re.search(r"weekly_picks_rollout +[\d.]+ s  1 run\(s\) decided now, 0 waiting, [1-9]\d* remainder", out), out
+    # It ends finished, pointing at the five dashboards the last daily run wrote.
+    assert "every asset is up to date" in out, out
+    dashboards = data_dir / "dashboards"
+    assert f"Dashboards     {dashboards}/{{marketing,ops,content,cost,compliance}}.html" in out, out
+    assert all((dashboards / f"{name}.html").stat().st_size > 1_000_000 for name in ("marketing", "compliance"))
+
+    # The runs belong to the code location `make dev` loads, as if launched from its UI.
+    runs = dg.DagsterInstance.get().get_runs()
+    assert {run.job_name for run in runs} >= {"daily_campaign_pipeline", "weekly_picks_campaign",
+                                              "weekly_picks_rollout"}
+    for run in runs:
+        assert run.remote_job_origin.location_name == LOCATION_NAME
+        assert run.tags_for_storage()[".dagster/repository"] == f"__repository__@{LOCATION_NAME}"
 
 
 def free_port() -> int:
