@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,10 @@ def _environment(settings, sendgrid) -> dict[str, str]:
         "MAILROOM_SEND_LEASE_SECONDS": str(LEASE_SECONDS),
         "MAILROOM_QUIET_HOURS": "off",
     }
+
+
+def _files_in(folder: Path) -> int:
+    return sum(1 for _ in folder.rglob("*.eml")) if folder.exists() else 0
 
 
 def _start(environment) -> subprocess.Popen:
@@ -106,12 +111,14 @@ def test_killing_the_sender_at_random_points_never_loses_or_duplicates_a_message
 OUTBOX_KILLS = 8
 
 
+# DuckDB only: the ledger's moves under a kill are proven on both engines by the SendGrid test above;
+# what this adds (the outbox's pool, its files and their names) does not depend on the engine.
 @pytest.mark.slow
-@pytest.mark.parametrize("warehouse_kind", ["duckdb", "postgres"], indirect=True)
+@pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=True)
 def test_killing_an_outbox_run_again_and_again_leaves_one_complete_file_per_message(settings, warehouse, tmp_path):
-    """The outbox writes its batches in a pool of processes: a sender killed at random points, then run
-    again, ends with exactly one complete .eml per message, no temporary file, and a ledger whose every
-    row is accepted with the name of its file."""
+    """The outbox writes its batches in a pool of processes: a sender killed at random points while it
+    writes, then run again, ends with exactly one complete .eml per message, no temporary file, and a
+    ledger whose every row is accepted with the name of its file."""
     import email
     from email import policy
 
@@ -121,15 +128,23 @@ def test_killing_an_outbox_run_again_and_again_leaves_one_complete_file_per_mess
     outbox = tmp_path / "outbox"
     environment = {
         **os.environ, **settings_environment(settings), "MAILROOM_DESTINATIONS": "outbox",
-        "MAILROOM_OUTBOX_DIR": str(outbox), "MAILROOM_OUTBOX_RATE_PER_SECOND": "2",  # room to be killed in
+        "MAILROOM_OUTBOX_DIR": str(outbox),
+        "MAILROOM_OUTBOX_RATE_PER_SECOND": "0.5",  # a batch every 2 s: room to be killed in
         "MAILROOM_RECONCILE_AFTER_MINUTES": "0", "MAILROOM_SEND_LEASE_SECONDS": str(LEASE_SECONDS),
         "MAILROOM_QUIET_HOURS": "off",
     }
     rng = random.Random(20261207)
     killed = 0
     for _ in range(OUTBOX_KILLS):
+        written_before = _files_in(outbox)
+        if written_before >= MESSAGES:
+            break
         process = _start(environment)
-        time.sleep(rng.uniform(1.0, 4.0))
+        # Killed while it writes: once this run has written its first file, at a random moment after.
+        deadline = time.monotonic() + 60
+        while _files_in(outbox) == written_before and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         killed += process.returncode == -signal.SIGKILL
@@ -138,7 +153,7 @@ def test_killing_an_outbox_run_again_and_again_leaves_one_complete_file_per_mess
     output, _ = final.communicate(timeout=300)
 
     assert final.returncode == 0, output
-    assert killed >= OUTBOX_KILLS // 2, f"only {killed} runs were killed mid-send"
+    assert killed >= 3, f"only {killed} runs were killed mid-send"
     files = {str(path.relative_to(outbox)): path for path in outbox.rglob("*") if path.is_file()}
     written = {name: email.message_from_bytes(path.read_bytes(), policy=policy.default) for name, path in files.items()}
     assert Counter(m["Message-ID"] for m in written.values()) == Counter({message_id: 1 for message_id in ids})
