@@ -15,7 +15,8 @@ from dagster_project.resources import WarehouseResource
     description=(
         "Every distinct phone spelling from CDP traits and CRM contacts with its E.164 form, or the "
         "reason it has none. National numbers are read in the record's country, else in "
-        "MAILROOM_PHONE_DEFAULT_REGION."
+        "MAILROOM_PHONE_DEFAULT_REGION. Each run normalizes only the spellings it has not seen (all of "
+        "them again when the default region changes)."
     ),
     owners=["team:analytics-engineering"],
     kinds={"python", warehouse_kind()},
@@ -24,7 +25,8 @@ from dagster_project.resources import WarehouseResource
 def phone_numbers(warehouse: WarehouseResource) -> dg.MaterializeResult:
     outcome = build_phone_numbers(warehouse.warehouse(), warehouse.settings.phone_default_region)
     return dg.MaterializeResult(
-        metadata={"valid_spellings": outcome["valid"], "invalid_spellings": outcome["invalid"]},
-        # Rebuilt from the raw tables each run: the same spellings give the same table.
+        metadata={"valid_spellings": outcome["valid"], "invalid_spellings": outcome["invalid"],
+                  "spellings_added": outcome["added"]},
+        # The same spellings give the same table; a spelling once added is kept as it was normalized.
         data_version=dg.DataVersion(f"valid-{outcome['valid']}-invalid-{outcome['invalid']}"),
     )
