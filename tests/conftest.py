@@ -62,6 +62,16 @@ def pytest_collection_modifyitems(items) -> None:
         callspec = getattr(item, "callspec", None)
         if (callspec and callspec.params.get("warehouse_kind") == "postgres") or "pg_server" in item.fixturenames:
             item.add_marker(pytest.mark.postgres)
+    # The longest modules first (a stable sort keeps the rest in order): `--dist loadfile` hands out
+    # whole modules in this order, so they start early and the two workers end together instead of one
+    # carrying a long tail alone. Longest: slow as a whole (the demo builds), then any slow scenario.
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (not _slow_as_a_whole(item.module), item.module.__name__ not in slow_modules))
+
+
+def _slow_as_a_whole(module) -> bool:
+    marks = getattr(module, "pytestmark", [])
+    return any(mark.name == "slow" for mark in (marks if isinstance(marks, list) else [marks]))
 
 
 @pytest.fixture

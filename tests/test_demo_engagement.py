@@ -19,6 +19,9 @@ from dagster_project.warehouse import Warehouse
 
 from pipeline_helpers import run_daily_pipeline
 
+# A demo-sized build: make test runs it, make test-fast leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=True)
 def test_clicks_lead_to_orders_that_count_as_conversions(campaigned_warehouse, tmp_path):

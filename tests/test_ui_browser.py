@@ -36,6 +36,9 @@ from dagster_project.warehouse import Warehouse
 
 from conftest import settings_environment
 
+# A demo-sized build: make test runs it, make test-fast leaves it out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package
 SCREENSHOTS = ROOT / "docs" / "screenshots"
