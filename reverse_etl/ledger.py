@@ -1,7 +1,8 @@
 """ops.send_ledger: one row per (campaign, run, customer) message and the state it is in.
 
-    planned ──> suppressed                      (consent, suppression, duplicate address, frequency cap, expiry)
-       │  ^
+    planned ──> suppressed                      (consent, suppression, sunset, duplicate address, frequency cap, expiry)
+       │  ^      (over the frequency cap with on_frequency_cap 'delay': stays planned, deliver_at moved to
+       │  │       when the cap clears; see presend.py)
        v  │ (not accepted: retry, or the next destination)
     sending ──> accepted                        (with the provider's id)
        │
@@ -36,7 +37,8 @@ SEND_LEDGER = columns(
     "timezone:VARCHAR state:VARCHAR reason:VARCHAR destination:VARCHAR attempts:INTEGER last_error:VARCHAR "
     "is_retryable:BOOLEAN provider_message_id:VARCHAR send_at:TIMESTAMP deliver_at:TIMESTAMP "
     "planned_at:TIMESTAMP sending_at:TIMESTAMP finished_at:TIMESTAMP "
-    "lease_owner:VARCHAR lease_expires_at:TIMESTAMP provider_batch_id:VARCHAR address_key:VARCHAR"
+    "lease_owner:VARCHAR lease_expires_at:TIMESTAMP provider_batch_id:VARCHAR address_key:VARCHAR "
+    "on_frequency_cap:VARCHAR"
 )
 # One message per address per campaign run: the md5 of the normalized address (no address in the ledger).
 ADDRESS_KEY = f"md5({normalized_address_sql('m.to_email')})"
@@ -91,19 +93,28 @@ def _missing_postgres_index(conn: Connection) -> bool:
 
 def ledger_columns(conn: Connection) -> set[str]:
     """The columns ops.send_ledger has (none: there is no ledger yet)."""
+    return _columns(conn, "send_ledger")
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
     return {row[0] for row in conn.fetchall(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'ops' AND table_name = 'send_ledger'")}
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'ops' AND table_name = ?", [table])}
 
 
 def plan(conn: Connection, campaign_id: str, now: datetime) -> int:
-    """Add every rendered message of the campaign the ledger does not hold yet, as planned.
-    ON CONFLICT: a run planning at the same moment may insert the same rows first."""
+    """Add every rendered message of the campaign the ledger does not hold yet, as planned, with what
+    the message says to do over the frequency cap (on_frequency_cap: 'skip', 'delay' or NULL, see
+    presend.py). ON CONFLICT: a run planning at the same moment may insert the same rows first."""
     has_customers = conn.table_exists("marts", "dim_customers")  # for each customer's timezone
+    # Messages rendered by a version before on_frequency_cap have none (a table the render step has
+    # not upgraded yet): NULL, suppressed over the cap as before.
+    on_cap = "m.on_frequency_cap" if "on_frequency_cap" in _columns(conn, "campaign_messages") else "NULL"
     return conn.execute(
         "INSERT INTO ops.send_ledger (message_id, campaign_id, run_key, customer_id, variant_id, timezone, state, "
-        "attempts, send_at, deliver_at, planned_at, address_key) "
+        "attempts, send_at, deliver_at, planned_at, address_key, on_frequency_cap) "
         f"SELECT m.message_id, m.campaign_id, m.run_key, m.customer_id, m.variant_id, "
-        f"{'c.timezone' if has_customers else 'NULL'}, '{PLANNED}', 0, m.send_at, m.send_at, ?, {ADDRESS_KEY} "
+        f"{'c.timezone' if has_customers else 'NULL'}, '{PLANNED}', 0, m.send_at, m.send_at, ?, {ADDRESS_KEY}, "
+        f"{on_cap} "
         "FROM ops.campaign_messages AS m "
         + ("LEFT JOIN marts.dim_customers AS c ON c.customer_id = m.customer_id " if has_customers else "")
         + "WHERE m.campaign_id = ? AND NOT EXISTS "
@@ -150,7 +161,8 @@ def requeue_retryable(conn: Connection, campaign_id: str) -> int:
 def lease_page(conn: Connection, campaign_id: str, owner: str, after: str, limit: int, now: datetime,
                until: datetime) -> tuple[list[tuple], str | None]:
     """Lease the next planned rows after `after` that no live run holds. Returns the rows this run
-    now holds, as (message_id, send_at, timezone), and where the next page starts (None: no more).
+    now holds, as (message_id, send_at, timezone, on_frequency_cap), and where the next page starts
+    (None: no more).
     A row another run leased between the look and the lease stays with it (the UPDATE re-checks)."""
     candidates = [row[0] for row in conn.fetchall(
         f"SELECT message_id FROM ops.send_ledger WHERE campaign_id = ? AND state = '{PLANNED}' AND message_id > ? "
@@ -163,7 +175,8 @@ def lease_page(conn: Connection, campaign_id: str, owner: str, after: str, limit
         f"AND state = '{PLANNED}' AND ({_FREE} OR lease_owner = ?)",
         [owner, until, candidates, now, owner])
     held = conn.fetchall(
-        f"SELECT message_id, send_at, timezone FROM ops.send_ledger WHERE message_id = ANY(?) AND state = '{PLANNED}' "
+        "SELECT message_id, send_at, timezone, on_frequency_cap FROM ops.send_ledger WHERE message_id = ANY(?) "
+        f"AND state = '{PLANNED}' "
         "AND lease_owner = ? ORDER BY message_id", [candidates, owner])
     return held, candidates[-1]
 

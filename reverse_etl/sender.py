@@ -32,7 +32,7 @@ from reverse_etl.dry_run import private_ledger
 from reverse_etl.ledger import ACCEPTED, FAILED, PLANNED, SENDING, SUPPRESSED, LeaseLost
 from reverse_etl.outgoing import OutgoingMessage
 from reverse_etl.pauses import PauseEntry, current_pause
-from reverse_etl.presend import delivery_time, suppression_reasons
+from reverse_etl.presend import delivery_time, last_look
 from reverse_etl.reconcile import Reconciler
 from reverse_etl.throttle import Backoff, CircuitBreaker, TokenBucket
 
@@ -85,7 +85,8 @@ class SendReport:
     accepted: Counter = field(default_factory=Counter)  # destination -> messages
     suppressed: Counter = field(default_factory=Counter)  # reason -> messages
     failed: Counter = field(default_factory=Counter)  # reason -> messages
-    deferred: int = 0  # not due yet for the destination: still planned
+    deferred: int = 0  # not due yet for the destination, or held by the frequency cap: still planned
+    held_by_frequency_cap: int = 0  # of those, held until the cap clears (on_frequency_cap 'delay')
     next_due_at: datetime | None = None
     unknown: int = 0  # outcome unknown this pass: left in sending, reconciled by the next run
     awaiting: int = 0  # rows of the campaign still in `sending` after the pass: awaiting reconciliation
@@ -207,12 +208,32 @@ class Sender:
     def _work_through(self, conn: Connection, held: list[tuple], report: SendReport) -> None:
         page = self._load(conn, held, report)
         self._fail_invalid_addresses(conn, page, report)
-        reasons = suppression_reasons(conn, page, self.clock(), self.policy.frequency_cap, self.policy.expire_after)
+        look = last_look(conn, page, self.clock(), self.policy.frequency_cap, self.policy.expire_after,
+                         {row[0]: row[3] for row in held})
+        reasons = look.suppressed
         if reasons:
             ledger.move_each(conn, reasons, PLANNED, SUPPRESSED, now=self.clock(), owner=self.owner)
             report.suppressed.update(reasons.values())
             conn.commit()
-        self._deliver(conn, deque(m for m in page if m.message_id not in reasons), report)
+        self._hold(conn, look.held_until, {row[0]: row[2] for row in held}, report)
+        self._deliver(conn, deque(m for m in page if m.message_id not in reasons and m.message_id not in
+                                  look.held_until), report)
+
+    def _hold(self, conn: Connection, held_until: dict[str, datetime], timezones: dict[str, str | None],
+              report: SendReport) -> None:
+        """Messages over the frequency cap that wait for it to clear stay planned and are not handed
+        over in this pass, whatever the destination schedules ahead: the cap is counted again when
+        they go. Their deliver_at moves to when the cap clears (out of quiet hours, as any delivery)."""
+        if not held_until:
+            return
+        now = self.clock()
+        moved = {message_id: delivery_time(until, now, timezones.get(message_id), self.policy.quiet_hours)
+                 for message_id, until in held_until.items()}
+        ledger.move_each(conn, moved, PLANNED, PLANNED, now=now, owner=self.owner, column="deliver_at")
+        conn.commit()
+        report.deferred += len(moved)
+        report.held_by_frequency_cap += len(moved)
+        report.next_due_at = min(report.next_due_at or min(moved.values()), min(moved.values()))
 
     def _load(self, conn: Connection, held: list[tuple], report: SendReport) -> list[OutgoingMessage]:
         """The page's messages by id (joining the whole messages table, HTML included, for every page
@@ -227,7 +248,7 @@ class Sender:
                 f"headers_json, rendered_at FROM ops.campaign_messages WHERE message_id IN ({marks})", chunk))
         page, unreadable = [], {}
         now = self.clock()
-        for message_id, send_at, tz_name in held:
+        for message_id, send_at, tz_name, _ in held:
             try:
                 (_, campaign, variant, customer_id, to_email, subject, html, text, headers,
                  rendered_at) = rows[message_id]

@@ -24,7 +24,11 @@ def manifest() -> dict:
 
 def test_the_shipped_campaigns_are_read_from_the_manifest(prepared_dbt):
     campaigns = {c.campaign_id: c for c in campaigns_from_manifest(manifest())}
-    assert set(campaigns) == {"weekly_picks", "cart_abandonment"}
+    journey_steps = {"welcome_hello", "welcome_picks", "welcome_offer", "cart_reminder", "cart_incentive",
+                     "reengage_nudge", "reengage_last_call", "milestone_anniversary", "milestone_birthday",
+                     "milestone_order"}
+    assert set(campaigns) == {"weekly_picks", "cart_abandonment"} | journey_steps
+    assert all(campaigns[c].campaign_type == "journey" and campaigns[c].holdout_share == 0 for c in journey_steps)
     weekly, cart = campaigns["weekly_picks"], campaigns["cart_abandonment"]
     assert weekly.campaign_type == "batch" and weekly.schedule and weekly.relation == "marts.campaign_weekly_picks"
     assert cart.campaign_type == "trigger" and cart.cooldown_days == 7 and cart.products == "abandoned_cart"

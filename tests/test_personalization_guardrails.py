@@ -209,7 +209,7 @@ def test_categories_are_humanized():
 
 # --- rules writer
 
-CAMPAIGN_TYPES = ("batch", "trigger")
+CAMPAIGN_TYPES = ("batch", "trigger", "journey")
 LIFECYCLES = ("new", "active", "at_risk", "lapsed", "vip")
 ANGLES = ("benefit-led", "urgency", "social proof")
 CATEGORY_CHOICES = ((), ("home_garden", "apparel"), ("general",))
@@ -229,6 +229,33 @@ def test_rules_content_passes_the_shipped_brand_for_every_combination(brand, cam
     if categories and categories != ("general",):
         assert "home & garden" in " ".join(texts)
     assert "general" not in " ".join(texts)
+
+
+JOURNEY_CAMPAIGNS = ("welcome_hello", "welcome_picks", "welcome_offer", "cart_reminder", "cart_incentive",
+                     "reengage_nudge", "reengage_last_call", "milestone_anniversary", "milestone_birthday",
+                     "milestone_order", "some_new_journey_step")
+
+
+@pytest.mark.parametrize("campaign_id, angle, categories",
+                         list(itertools.product(JOURNEY_CAMPAIGNS, ANGLES, CATEGORY_CHOICES)))
+def test_rules_content_for_every_journey_campaign_passes_the_shipped_brand(brand, campaign_id, angle, categories):
+    segment = dataclasses.replace(brief("journey", "new", categories, angle), campaign_id=campaign_id)
+    unit = write_rules(segment, brand)
+    report = check_content(unit, brand, segment)
+    assert report.violations == [] and report.quality_score >= 0.85, (unit, report)
+    texts = [unit.subject, unit.preheader, unit.headline, *unit.body_paragraphs, unit.call_to_action]
+    assert not any("{" in text or "}" in text for text in texts)
+    if categories and categories != ("general",):
+        assert "home & garden" in " ".join(texts)
+    assert "general" not in " ".join(texts)
+
+
+def test_each_journey_message_has_its_own_subject_and_headline(brand):
+    units = [write_rules(dataclasses.replace(brief("journey"), campaign_id=campaign_id), brand)
+             for campaign_id in JOURNEY_CAMPAIGNS]
+    assert len({unit.subject for unit in units}) == len({unit.headline for unit in units}) == len(JOURNEY_CAMPAIGNS)
+    assert "birthday" in units[JOURNEY_CAMPAIGNS.index("milestone_birthday")].subject.lower()
+    assert "cart" in units[JOURNEY_CAMPAIGNS.index("cart_reminder")].subject
 
 
 def test_rules_content_is_deterministic(brand):

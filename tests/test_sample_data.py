@@ -531,6 +531,37 @@ def test_identity_is_messy_the_way_real_cdp_data_is(sample):
     assert placeholder_users and max(len(users) for users in placeholder_users.values()) >= 2
 
 
+def test_each_signup_sends_one_signed_up_event_and_most_give_a_birthday(sample):
+    events = [r for _, _, r in sample.clean("cdp")]
+    signed_up = [r for r in events if r.get("event") == "Signed Up"]
+    by_user = Counter(r["userId"] for r in signed_up)
+    signups = {row["user_id"]: row["signup_at"] for row in sample.truth if row["signup_at"]}
+    assert set(by_user) == set(signups) and set(by_user.values()) == {1}
+    assert len({r["messageId"] for r in signed_up}) == len(signed_up)
+    first_identify = {}
+    for record in events:
+        if record["type"] == "identify" and record["userId"] not in first_identify:
+            first_identify[record["userId"]] = record
+    for record in signed_up:
+        identify = first_identify[record["userId"]]
+        assert identify["timestamp"] == signups[record["userId"]]
+        assert identify["timestamp"] < record["timestamp"] < _after(identify["timestamp"], seconds=1)
+        assert record["anonymousId"] == identify["anonymousId"] and record["properties"]["method"]
+    birthdays = {user: r["traits"]["birthday"] for user, r in first_identify.items() if "birthday" in r["traits"]}
+    assert 0.5 <= len(birthdays) / len(first_identify) <= 0.7
+    for birthday in birthdays.values():
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", birthday)
+        assert 18 <= AS_OF.year - date.fromisoformat(birthday).year <= 75
+    # Only the signup carries it (later identifies refresh other traits).
+    assert all("birthday" not in r["traits"] for r in events if r["type"] == "identify" and r not in
+               first_identify.values())
+
+
+def _after(timestamp: str, seconds: int) -> str:
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def test_phones_come_in_many_national_formats_of_one_number(sample):
     written = defaultdict(set)
     for _, _, record in sample.clean("cdp"):

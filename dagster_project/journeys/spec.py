@@ -46,6 +46,8 @@ class Step:
 class Journey:
     journey_id: str
     model: str  # the entry model (dbt model name)
+    relation: str  # schema.table the entry rows are read from
+    context_columns: tuple[str, ...]  # the entry model's other columns, kept with each entry
     entry_kind: str  # event | audience
     reentry: str | int  # "never", "per_key" or days after the last entry ended
     exits: tuple[Mapping, ...]
@@ -57,6 +59,18 @@ class Journey:
     @property
     def campaigns(self) -> tuple[str, ...]:
         return tuple(step.settings["campaign"] for step in self.steps if step.kind == "send")
+
+    def step(self, step_id: str) -> Step | None:
+        return next((step for step in self.steps if step.step_id == step_id), None)
+
+    def after(self, step: Step, goto: str | None = None) -> str:
+        """Where a customer goes when `step` is done: `goto` (a branch's choice), the step's own goto,
+        else the next step; "end" after the last step."""
+        target = goto or step.goto
+        if target:
+            return target
+        position = self.steps.index(step)
+        return self.steps[position + 1].step_id if position + 1 < len(self.steps) else "end"
 
 
 def journeys_from_manifest(manifest: dict, campaign_types: Mapping[str, str]) -> list[Journey]:
@@ -94,6 +108,8 @@ def parse_journey(node: dict, spec: object, campaign_types: Mapping[str, str]) -
     return Journey(
         journey_id=journey_id,
         model=model,
+        relation=f"{node.get('schema')}.{node.get('alias') or model}",
+        context_columns=tuple(sorted(columns - set(ENTRY_COLUMNS))),
         entry_kind=entry_kind,
         reentry=_reentry(spec.get("reentry", "never"), fail),
         exits=_exits(spec.get("exit") or [], columns, fail),

@@ -36,7 +36,7 @@ JOURNEY_STATE = columns(
 )
 JOURNEY_ENTRIES = columns(
     "journey_id:VARCHAR customer_id:VARCHAR entry_no:INTEGER entry_key:VARCHAR entered_at:TIMESTAMP "
-    "ended_at:TIMESTAMP end_reason:VARCHAR"
+    "ended_at:TIMESTAMP end_reason:VARCHAR goal_met_at:TIMESTAMP"
 )
 JOURNEY_STEPS = columns(
     "journey_id:VARCHAR customer_id:VARCHAR entry_no:INTEGER step_id:VARCHAR outcome:VARCHAR "
@@ -123,13 +123,17 @@ def enter(conn: Connection, journey_id: str, first_step: str, reentry: str | int
         seen = conn.fetchall("SELECT status, entry_no, version, ended_at FROM ops.journey_state "
                              "WHERE journey_id = ? AND customer_id = ?", [journey_id, candidate.customer_id])
         context = json.dumps(candidate.context or {}, sort_keys=True, default=str)
+        # Entered when the entry happened (the event's time): exits and goals count from there, and a
+        # purchase between the event and this tick still ends the entry.
+        entered_at = min(candidate.entry_at, now) if candidate.entry_at else now
         if not seen:
             entry_no = 1
             moved = conn.execute(
                 "INSERT INTO ops.journey_state (journey_id, customer_id, entry_no, entry_key, entered_at, status, "
                 "step_id, next_due_at, version, context_json, updated_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?, 1, ?, ?) "
                 "ON CONFLICT DO NOTHING",
-                [journey_id, candidate.customer_id, candidate.entry_key, now, WAITING, first_step, now, context, now])
+                [journey_id, candidate.customer_id, candidate.entry_key, entered_at, WAITING, first_step, now, context,
+                 now])
         else:
             status, previous_no, version, ended_at = seen[0]
             if status not in FINISHED or not may_reenter(reentry, ended_at, now):
@@ -140,13 +144,13 @@ def enter(conn: Connection, journey_id: str, first_step: str, reentry: str | int
                 "next_due_at = ?, version = version + 1, lease_owner = NULL, lease_expires_at = NULL, "
                 "exit_reason = NULL, ended_at = NULL, context_json = ?, updated_at = ? "
                 "WHERE journey_id = ? AND customer_id = ? AND status = ? AND version = ?",
-                [entry_no, candidate.entry_key, now, WAITING, first_step, now, context, now,
+                [entry_no, candidate.entry_key, entered_at, WAITING, first_step, now, context, now,
                  journey_id, candidate.customer_id, status, version])
         if not moved:
             continue  # another run entered them first
         conn.execute(
             "INSERT INTO ops.journey_entries (journey_id, customer_id, entry_no, entry_key, entered_at) "
-            "VALUES (?, ?, ?, ?, ?)", [journey_id, candidate.customer_id, entry_no, candidate.entry_key, now])
+            "VALUES (?, ?, ?, ?, ?)", [journey_id, candidate.customer_id, entry_no, candidate.entry_key, entered_at])
         entered.append(candidate.customer_id)
     return entered
 
@@ -155,10 +159,26 @@ def lease_due(conn: Connection, journey_id: str, owner: str, now: datetime, unti
               customers: Sequence[str] | None = None) -> list[Held]:
     """Lease up to `limit` waiting rows due by `now` (of `customers` only, when given) that no live run
     holds; returns the rows this run now holds."""
+    return _lease(conn, journey_id, owner, now, until, limit, customers, due_only=True)
+
+
+def lease(conn: Connection, journey_id: str, owner: str, now: datetime, until: datetime,
+          customers: Sequence[str]) -> list[Held]:
+    """Lease the waiting rows of `customers`, due or not (to end their entries); returns those held."""
+    held = []
+    for start in range(0, len(customers), 1000):
+        held += _lease(conn, journey_id, owner, now, until, 1000, customers[start:start + 1000], due_only=False)
+    return held
+
+
+def _lease(conn: Connection, journey_id: str, owner: str, now: datetime, until: datetime, limit: int,
+           customers: Sequence[str] | None, due_only: bool) -> list[Held]:
     only = "AND customer_id = ANY(?) " if customers is not None else ""
-    params = [journey_id, WAITING, now, now, owner, *([list(customers)] if customers is not None else []), limit]
+    due = "AND next_due_at <= ? " if due_only else ""
+    params = [journey_id, WAITING, *([now] if due_only else []), now, owner,
+              *([list(customers)] if customers is not None else []), limit]
     candidates = [row[0] for row in conn.fetchall(
-        "SELECT customer_id FROM ops.journey_state WHERE journey_id = ? AND status = ? AND next_due_at <= ? "
+        f"SELECT customer_id FROM ops.journey_state WHERE journey_id = ? AND status = ? {due}"
         f"AND ({_FREE} OR lease_owner = ?) {only}ORDER BY next_due_at, customer_id LIMIT ?", params)]
     if not candidates:
         return []
@@ -217,3 +237,9 @@ def step_done(conn: Connection, row: Held) -> tuple[str, str | None, datetime] |
                          "AND customer_id = ? AND entry_no = ? AND step_id = ?",
                          [row.journey_id, row.customer_id, row.entry_no, row.step_id])
     return rows[0] if rows else None
+
+
+def record_goal(conn: Connection, journey_id: str, customer_id: str, entry_no: int, met_at: datetime) -> int:
+    """Record that an entry reached its goal (once per entry); returns 1 when recorded now."""
+    return conn.execute("UPDATE ops.journey_entries SET goal_met_at = ? WHERE journey_id = ? AND customer_id = ? "
+                        "AND entry_no = ? AND goal_met_at IS NULL", [met_at, journey_id, customer_id, entry_no])

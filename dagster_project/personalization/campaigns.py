@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from dagster_project.experiments.spec import ExperimentSpec, parse_experiment
 from dagster_project.personalization.variants import Variant, validate_variants
 
-CAMPAIGN_TYPES = ("batch", "trigger")
+CAMPAIGN_TYPES = ("batch", "trigger", "journey")  # journey: sent only by a journey's send step
 PRODUCT_SOURCES = {
     # meta.campaign.products -> the mart holding one row per customer and product, best first
     "recommendations": ("marts.product_recommendations", "recommendation_rank"),
     "abandoned_cart": ("marts.abandoned_cart_items", "item_rank"),
+    # the customer's latest open cart from the events the journeys' fast path has seen (minutes old)
+    "journey_cart": ("journeys.journey_cart_items", "item_rank"),
 }
 AUDIENCE_COLUMNS = (
     "customer_id", "email", "first_name", "timezone", "segment_key", "segment_name", "lifecycle_segment",
@@ -111,6 +113,9 @@ def _campaign(node: dict, spec: dict) -> Campaign:
     trigger = spec.get("trigger") or {}
     if spec["type"] == "trigger" and "cooldown_days" not in trigger:
         raise fail("trigger.cooldown_days", "is required for a trigger campaign")
+    if spec["type"] == "journey" and (spec.get("schedule") or spec.get("trigger") or spec.get("cooldown_days")):
+        raise fail("type", "journey campaigns are sent by their journey's steps only: drop schedule, trigger and "
+                           "cooldown_days (the journey's reentry rule decides who gets it again)")
     cooldown = trigger.get("cooldown_days", spec.get("cooldown_days"))
     return Campaign(
         campaign_id=str(spec["id"]),

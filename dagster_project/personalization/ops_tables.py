@@ -42,7 +42,9 @@ VARIANT_ASSIGNMENTS = columns(
 CAMPAIGN_MESSAGES = columns(
     "message_id:VARCHAR campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR variant_id:VARCHAR "
     "segment_key:VARCHAR content_key:VARCHAR to_email:VARCHAR subject:VARCHAR preheader:VARCHAR "
-    "html_body:VARCHAR text_body:VARCHAR headers_json:VARCHAR send_at:TIMESTAMP rendered_at:TIMESTAMP"
+    "html_body:VARCHAR text_body:VARCHAR headers_json:VARCHAR send_at:TIMESTAMP rendered_at:TIMESTAMP "
+    # 'skip' or 'delay' over the frequency cap (a journey's send step; reverse_etl/presend.py); NULL: skip
+    "on_frequency_cap:VARCHAR"
 )
 
 CAMPAIGN_SUPPRESSIONS = columns(
@@ -83,7 +85,8 @@ def ensure_ops_tables(conn: Connection) -> None:
 
 
 def bulk_insert(conn: Connection, table: str, rows: Iterable[Sequence]) -> int:
-    """Insert rows (in TABLES[table] column order) with one bulk load; returns the row count."""
+    """Insert rows (in TABLES[table] column order) with one bulk load; returns the row count. A row
+    may stop early: the columns after its last value are NULL (a column a later release added)."""
     columns = TABLES[table]
     with tempfile.TemporaryDirectory(prefix="mailroom-ops-") as scratch:
         path = Path(scratch) / "rows.csv"
@@ -93,7 +96,8 @@ def bulk_insert(conn: Connection, table: str, rows: Iterable[Sequence]) -> int:
             writer.writerow([c.name for c in columns])
             for row in rows:
                 # An empty string would read back as NULL: keep text empty-free (a space is harmless).
-                writer.writerow(["" if value is None else (value if value != "" else " ") for value in row])
+                values = ["" if value is None else (value if value != "" else " ") for value in row]
+                writer.writerow(values + [""] * (len(columns) - len(values)))
                 count += 1
         if count:
             conn.load_csv(table, columns, path)

@@ -1,11 +1,17 @@
 """One customer's CDP history as Segment-spec JSON lines: anonymous browsing that turns into a signup
 (identify), logins on further devices (identify, or alias for some), product views that favour the
 customer's latent categories, carts, checkouts and orders, and recent abandoned carts for the latent
-cart abandoners. Sessions cluster around the customer's preferred local hour."""
+cart abandoners. Sessions cluster around the customer's preferred local hour.
+
+The signup also sends a 'Signed Up' track event, and about BIRTHDAY_SHARE of the customers give a
+`birthday` trait at signup. Both are derived from a hash of the customer's user id, never drawn from
+the shared random stream, so every other event is the same as without them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import date, timedelta
 
 from dagster_project.sample_data import world
 from dagster_project.sample_data.clock import DAY_MS, HOUR_MS, MINUTE_MS, Window
@@ -17,10 +23,36 @@ CART_SHARE = 0.24  # sessions of a signed-up customer that put something in the 
 MAX_SESSIONS = 40
 SESSION_GAP_MS = 80 * MINUTE_MS  # sessions never overlap: none lasts longer than this
 RELOGIN_SHARE = 0.10  # identified sessions that start with a fresh identify (traits refresh)
+BIRTHDAY_SHARE = 0.6  # customers whose signup traits carry a birthday (Segment spec: "YYYY-MM-DD")
+SIGNUP_METHODS = ("email", "email", "email", "google", "apple")
 REFERRERS = ("https://www.google.com/", "https://www.google.com/", "https://www.instagram.com/",
              "https://www.facebook.com/", "https://duckduckgo.com/", None, None, None)
 
 encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+
+def _hashed(c: Customer, purpose: str) -> int:
+    """A number fixed by the customer and the purpose, independent of every random stream."""
+    return int.from_bytes(hashlib.blake2b(f"{c.user_id}:{purpose}".encode(), digest_size=16).digest(), "big")
+
+
+def signup_event_id(c: Customer) -> str:
+    """The messageId of the customer's 'Signed Up' event: UUID4-shaped, from the hash."""
+    bits = _hashed(c, "signed-up")
+    return (f"{bits >> 96:08x}-{(bits >> 80) & 0xFFFF:04x}-4{(bits >> 68) & 0xFFF:03x}-"
+            f"{0x8000 | ((bits >> 52) & 0x3FFF):04x}-{bits & 0xFFFFFFFFFFFF:012x}")
+
+
+def birthday(c: Customer, as_of_year: int) -> str | None:
+    """The birthday the customer gives at signup ("YYYY-MM-DD", aged 18 to 75), or None for about
+    40% of the customers."""
+    bits = _hashed(c, "birthday")
+    if bits % 1000 >= BIRTHDAY_SHARE * 1000:
+        return None
+    year = as_of_year - 18 - (bits >> 10) % 58
+    first = date(year, 1, 1)
+    days = (date(year + 1, 1, 1) - first).days
+    return (first + timedelta(days=(bits >> 20) % days)).isoformat()
 
 
 def _pages(products: list[world.Product]) -> dict:
@@ -44,6 +76,7 @@ class CdpGenerator:
         self.picker = world.ProductPicker(products)
         self.pages = _pages(products)
         self.counts = {"identify": 0, "track": 0, "page": 0, "alias": 0}
+        self.as_of_year = int(window.iso(window.end_ms)[:4])
 
     # -- session plan ---------------------------------------------------------------------------
 
@@ -130,7 +163,9 @@ class CdpGenerator:
         signed_up = False
         used_devices: set[str] = set()  # anonymousIds that made it into the output
         facts = c.facts
-        facts.update(signup_ms=None, orders=[], last_add_ms=None, identified_sessions_ms=[])
+        born = birthday(c, self.as_of_year)
+        facts.update(signup_ms=None, orders=[], last_add_ms=None, identified_sessions_ms=[], birthday=born,
+                     signed_up_line=None)
         uid = c.user_id
 
         random = rng.random  # rng.randint is several times slower than arithmetic on random()
@@ -155,6 +190,8 @@ class CdpGenerator:
         def signup_traits(ms: int) -> dict:
             traits = {"email": c.email_as_typed, "first_name": c.first_name, "last_name": c.last_name,
                       "country": c.country.code, "city": c.region.city, "created_at": iso(ms)}
+            if born is not None:
+                traits["birthday"] = born
             if c.phone is not None:
                 traits["phone"] = c.phone.written(rng)
             return traits
@@ -166,6 +203,22 @@ class CdpGenerator:
             if rng.random() < 0.5:
                 traits["country"] = c.country.code
             return traits
+
+        def signed_up_event(device, ms: int) -> None:
+            """'Signed Up' right after the signup's identify: no draw from rng (see the module doc), and
+            kept out of the dirt injector (generate() passes it by), whose draws follow every line."""
+            if ms >= limit_ms:
+                return
+            bits = _hashed(c, "signed-up-at")
+            payload = {"messageId": signup_event_id(c), "type": "track", "userId": uid,
+                       "anonymousId": device.anonymous_id, "event": "Signed Up",
+                       "properties": {"method": SIGNUP_METHODS[bits % len(SIGNUP_METHODS)]},
+                       "timestamp": iso(ms), "receivedAt": iso(ms + 40 + (bits >> 8) % 2500)}
+            body = encode(payload)
+            line = f'{body[:-1]},"context":{device.context_json}}}'
+            lines.append(line)
+            facts["signed_up_line"] = line
+            counts["track"] += 1
 
         def login(index: int, device, ms: int) -> int:
             """Identify (or alias) this device; the first time is the signup. Returns the new time."""
@@ -184,6 +237,7 @@ class CdpGenerator:
             if not signed_up:
                 signed_up = True
                 facts["signup_ms"] = ms
+                signed_up_event(device, ms + 1 + _hashed(c, "signed-up-delay") % 150)
                 if c.placeholder_email:  # a test submission or a form that sends placeholders
                     ms += rng.randint(1000, 20_000)
                     payload = base("identify", device, True)

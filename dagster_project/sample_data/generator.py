@@ -120,9 +120,12 @@ def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_f
     abandoners = 0
     for index in range(1, customers + 1):
         c = population.make(index)
-        for line in cdp.customer_lines(c):
+        lines = cdp.customer_lines(c)
+        signed_up = c.facts["signed_up_line"]
+        for line in lines:
             cdp_write(line)
-            cdp_after(cdp_out, line)
+            if line is not signed_up:  # the dirt injector sees (and draws for) the other lines only
+                cdp_after(cdp_out, line)
 
         plan = consent.plan(c)
         esp_lines, unsubscribed_ms = esp.customer_lines(c, plan.opt_in_ms, plan.opt_out_ms, plan.unsubscribe_by_link)

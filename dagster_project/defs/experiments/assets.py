@@ -18,6 +18,7 @@ from dagster_dbt import get_asset_key_for_model
 
 from dagster_project.defs.activation.ops_assets import OPS_GROUP
 from dagster_project.defs.experiments.metadata import readout_metadata, rollout_metadata
+from dagster_project.defs.journeys.assets import JOURNEY_GROUP
 from dagster_project.defs.personalization.campaign_assets import (
     CAMPAIGN_GROUP,
     messages_key,
@@ -136,7 +137,7 @@ def rollout_job(campaign: Campaign):
         f"{campaign.campaign_id}_rollout",
         # Ingest and the models below marts.experiment_units, not the campaigns' own assets above the ops tables.
         selection=((dg.AssetSelection.assets(experiment_units_key()).upstream()
-                    - dg.AssetSelection.groups(CAMPAIGN_GROUP, OPS_GROUP))
+                    - dg.AssetSelection.groups(CAMPAIGN_GROUP, OPS_GROUP, JOURNEY_GROUP))
                    | _performance_models()
                    | dg.AssetSelection.assets(readout_key(campaign), rollout_key(campaign), sends_key(campaign))),
         description=f"Takes in new engagement, rebuilds marts.experiment_units and marts.campaign_performance, reads "

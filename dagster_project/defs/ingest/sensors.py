@@ -1,5 +1,8 @@
 """Starts an ingest run when new or changed files land, so fresh data (an unsubscribe, a new
-export) reaches raw.* without waiting for the daily schedule."""
+export) reaches raw.* without waiting for the daily schedule. When CDP events land and journeys are
+declared, the run is the journeys' fast path instead: ingest, the journeys' incremental models and
+a tick, so a signup or an abandoned cart is acted on within a minute (one sensor, never two racing
+on the same files)."""
 
 import hashlib
 import json
@@ -7,9 +10,13 @@ import json
 import dagster as dg
 
 from dagster_project.defs.ingest.assets import ingest_assets
+from dagster_project.defs.journeys.jobs import fast_path_job
 from dagster_project.ingest.reader import landing_files
 from dagster_project.ingest.sources import SOURCES
 from dagster_project.resources import WarehouseResource
+
+# Built here, where the sensor that launches it lives (a job two modules define would be defined twice).
+journeys_fast_path, FAST_PATH_AFTER_INGEST = fast_path_job()
 
 ingest_job = dg.define_asset_job(
     "ingest_landing_files",
@@ -34,8 +41,8 @@ def landing_fingerprints(landing_dir) -> dict[str, str]:
 
 
 @dg.sensor(
-    job=ingest_job,
-    minimum_interval_seconds=30,  # an unsubscribe must reach raw.consent_events before the next send
+    jobs=[ingest_job, journeys_fast_path],
+    minimum_interval_seconds=10,  # journeys act within a minute; an unsubscribe reaches raw before the next send
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Watches the landing directory and runs ingest for sources with new or changed files.",
 )
@@ -48,8 +55,11 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
     context.update_cursor(json.dumps(current, sort_keys=True))
     # The run key derives from the cursor state, so a re-evaluation never launches the same run twice.
     run_key = "landing-" + hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
+    selection = [dg.AssetKey(["raw", SOURCES[name].table]) for name in changed]
+    after_ingest = FAST_PATH_AFTER_INGEST if "cdp" in changed else []
     return dg.RunRequest(
         run_key=run_key,
-        asset_selection=[dg.AssetKey(["raw", SOURCES[name].table]) for name in changed],
+        job_name=journeys_fast_path.name if after_ingest else ingest_job.name,
+        asset_selection=selection + after_ingest,
         tags={"mailroom/trigger": "landing-files", "mailroom/sources": ",".join(changed)},
     )

@@ -8,6 +8,7 @@ and a third, campaigns/<id>/<id>_sends, built in defs/activation (it hands the m
 The campaigns are read from the dbt manifest, so adding a campaign (SQL + meta) adds its assets.
 """
 
+import functools
 import json
 from datetime import datetime, timezone
 
@@ -40,7 +41,18 @@ def content_key(campaign: Campaign) -> dg.AssetKey:
 
 
 def messages_key(campaign: Campaign) -> dg.AssetKey:
+    """The asset that renders the campaign's messages: its messages asset, or for a journey campaign
+    the journey step that sends it (defs/journeys)."""
+    if campaign.campaign_type == "journey":
+        return _journey_steps().get(campaign.campaign_id, campaign_asset_key(campaign, "messages"))
     return campaign_asset_key(campaign, "messages")
+
+
+@functools.cache
+def _journey_steps() -> dict[str, dg.AssetKey]:
+    from dagster_project.defs.journeys.assets import journey_step_of_campaign, load_journeys
+
+    return journey_step_of_campaign(load_journeys())
 
 
 def sends_key(campaign: Campaign) -> dg.AssetKey:
@@ -87,6 +99,9 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
                                 f"{unit.written.review_reason}")
         return dg.MaterializeResult(metadata=content_metadata(report),
                                     data_version=campaign_data_version(store, "content", campaign.campaign_id))
+
+    if campaign.campaign_type == "journey":
+        return [content]  # its messages are rendered by the journey step that sends it (defs/journeys)
 
     product_deps = []
     if campaign.product_source:

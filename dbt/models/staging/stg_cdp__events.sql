@@ -3,8 +3,11 @@
 -- Incremental: raw.cdp_events only grows (a messageId loaded twice goes to raw.quarantine), so a
 -- daily run unpacks only the events it has not seen. New events are found by their key, not by
 -- loaded_at: two loads can commit out of order. `dbt build --full-refresh` rebuilds it from raw
--- (needed after rows are deleted from raw, e.g. an erasure).
-{{ config(materialized='incremental', incremental_strategy='append', unique_key='message_id') }}
+-- (needed after rows are deleted from raw, e.g. an erasure). A column added to this model reaches an
+-- existing table as a new, empty column for the events already in it (on_schema_change): run
+-- `dbt build --full-refresh --select stg_cdp__events+` to fill it for them too.
+{{ config(materialized='incremental', incremental_strategy='append', unique_key='message_id',
+          on_schema_change='append_new_columns') }}
 
 -- materialized: parse each JSON column once per row (otherwise the engine may inline the CTE and
 -- parse again for every field).
@@ -34,6 +37,8 @@ select
     {{ json_text('traits_json', 'first_name') }} as first_name,
     {{ json_text('traits_json', 'last_name') }} as last_name,
     {{ json_text('traits_json', 'country') }} as country,
+    -- Segment's birthday trait as sent (an ISO date, sometimes a timestamp); dim_customers validates it.
+    {{ json_text('traits_json', 'birthday') }} as birthday,
     {{ json_text('context_json', 'timezone') }} as timezone,
     {{ json_text('context_json', 'device.type') }} as device_type,
     {{ json_text('properties_json', 'product_id') }} as product_id,

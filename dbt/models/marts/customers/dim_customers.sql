@@ -4,6 +4,8 @@
 -- across CDP events and CRM contact versions. Email is the most recently seen linked email, so a
 -- placeholder or shared address never becomes anyone's email. Country decides the jurisdiction
 -- (seeds/countries.csv); the timezone must be a valid IANA name, else the country's default.
+-- Birth date: the latest birthday trait that is a real calendar date (YYYY-MM-DD, optionally followed by
+-- a time), from 1900 on and before the event that reported it; other values are ignored.
 with identities as (
     select * from {{ ref('customer_identities') }}
 ),
@@ -52,6 +54,56 @@ cdp_attributes as (
     where events.customer_id is not null
         and (events.first_name is not null or events.last_name is not null
              or events.country is not null or events.timezone is not null)
+),
+
+-- Birthday traits split into parts. Every cast sits behind a case that lets only well-formed text
+-- through: engines may evaluate a select expression before a where clause, and '1990-02-30' or 'soon'
+-- must give null, not an error.
+birthday_texts as (
+    select
+        customer_id,
+        event_at,
+        message_id,
+        case when {{ regex_matches('trim(birthday)', "'[0-9]{4}-[0-9]{2}-[0-9]{2}([T ].*)?'") }}
+            then substr(trim(birthday), 1, 10) end as birthday_text
+    from {{ ref('int_cdp_events_resolved') }}
+    where customer_id is not null and birthday is not null
+),
+
+birthday_parts as (
+    select
+        *,
+        cast(substr(birthday_text, 1, 4) as integer) as birth_year,
+        cast(substr(birthday_text, 6, 2) as integer) as birth_month,
+        cast(substr(birthday_text, 9, 2) as integer) as birth_day
+    from birthday_texts
+),
+
+birthdays as (
+    select
+        customer_id,
+        event_at,
+        message_id,
+        case when birth_year >= 1900
+            and birth_month between 1 and 12
+            and birth_day between 1 and case
+                when birth_month = 2 and mod(birth_year, 4) = 0
+                    and (mod(birth_year, 100) <> 0 or mod(birth_year, 400) = 0) then 29
+                when birth_month = 2 then 28
+                when birth_month in (4, 6, 9, 11) then 30
+                else 31
+            end
+            then cast(birthday_text as date)
+        end as birth_date
+    from birthday_parts
+),
+
+latest_birthdays as (
+    select distinct
+        customer_id,
+        {{ latest_non_null('birth_date', 'customer_id', 'event_at', 'message_id') }} as birth_date
+    from birthdays
+    where birth_date < cast(event_at as date)
 ),
 
 crm as (
@@ -114,11 +166,13 @@ select
              when latest_email.email is not null then 'subscriber'
              else 'lead' end
     ) as varchar) as lifecycle_stage,
-    cast(least(customers.first_seen_at, coalesce(crm_latest.created_at, customers.first_seen_at)) as timestamp) as created_at
+    cast(least(customers.first_seen_at, coalesce(crm_latest.created_at, customers.first_seen_at)) as timestamp) as created_at,
+    cast(latest_birthdays.birth_date as date) as birth_date
 from customers
 left join latest_email on latest_email.customer_id = customers.customer_id
 left join latest_phone on latest_phone.customer_id = customers.customer_id
 left join latest_attributes on latest_attributes.customer_id = customers.customer_id
 left join crm_latest on crm_latest.customer_id = customers.customer_id
 left join purchasers on purchasers.customer_id = customers.customer_id
+left join latest_birthdays on latest_birthdays.customer_id = customers.customer_id
 left join countries on countries.country_code = latest_attributes.country_code

@@ -8,6 +8,8 @@
 --   no_explicit_consent    EU, UK (GDPR) and OTHER need an explicit opt-in (lawful basis consent)
 --   no_casl_consent        CA (CASL) needs express consent or implied consent ...
 --   casl_implied_expired   ... and implied consent lasts 2 years after a purchase, 6 months after an inquiry
+--   sunset                 a journey stopped marketing mail (ops.marketing_suppressions) and the customer
+--                          has neither ordered nor clicked since (not a consent reason)
 -- US customers (CAN-SPAM) may be mailed until they opt out.
 with customers as (
     select * from {{ ref('dim_customers') }}
@@ -27,10 +29,11 @@ provider_suppressions as (
         identifiers.customer_id,
         max(case when esp.event_type = 'bounce' and coalesce(esp.bounce_type, 'bounce') = 'bounce' then 1 else 0 end) as has_hard_bounce,
         max(case when esp.event_type = 'spamreport' then 1 else 0 end) as has_spam_report,
-        max(case when esp.event_type in ('unsubscribe', 'group_unsubscribe') then 1 else 0 end) as has_unsubscribe
+        max(case when esp.event_type in ('unsubscribe', 'group_unsubscribe') then 1 else 0 end) as has_unsubscribe,
+        max(case when esp.event_type = 'click' then esp.event_at end) as last_click_at
     from {{ ref('stg_esp__events') }} as esp
     join identifiers on identifiers.identifier_value = {{ normalized_email("esp.email") }}
-    where esp.event_type in ('bounce', 'spamreport', 'unsubscribe', 'group_unsubscribe')
+    where esp.event_type in ('bounce', 'spamreport', 'unsubscribe', 'group_unsubscribe', 'click')
     group by identifiers.customer_id
 ),
 
@@ -38,6 +41,14 @@ last_purchase as (
     select customer_id, max(event_at) as last_purchase_at
     from {{ ref('int_cdp_events_resolved') }}
     where event_name = 'Order Completed' and customer_id is not null
+    group by customer_id
+),
+
+-- Sunset by a journey (the same rule as reverse_etl/presend.py): lifted by an order or a click after it.
+sunsets as (
+    select customer_id, max(recorded_at) as sunset_at
+    from {{ marketing_suppressions() }} as suppressions
+    where reason = 'sunset'
     group by customer_id
 ),
 
@@ -91,11 +102,17 @@ evaluated as (
                 and coalesce(email_consent.lawful_basis, '') <> 'consent'
                 and implied_consent.implied_until < {{ as_of_timestamp() }}
                 then 'casl_implied_expired'
+            when sunsets.sunset_at is not null
+                and coalesce(last_purchase.last_purchase_at, cast('1900-01-01' as timestamp)) <= sunsets.sunset_at
+                and coalesce(provider_suppressions.last_click_at, cast('1900-01-01' as timestamp)) <= sunsets.sunset_at
+                then 'sunset'
         end as ineligible_reason
     from customers
     left join email_consent on email_consent.customer_id = customers.customer_id
     left join provider_suppressions on provider_suppressions.customer_id = customers.customer_id
     left join implied_consent on implied_consent.customer_id = customers.customer_id
+    left join last_purchase on last_purchase.customer_id = customers.customer_id
+    left join sunsets on sunsets.customer_id = customers.customer_id
 )
 
 select
