@@ -5,7 +5,8 @@ DuckDB or PostgreSQL all the same)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from dagster_project.journeys.spec import ENTRY_COLUMNS, Journey, parse_journey
 from dagster_project.personalization.campaigns import Campaign, campaigns_from_manifest
@@ -103,3 +104,25 @@ def journey_row(warehouse: Warehouse, journey_id: str, customer_id: str) -> tupl
         rows = conn.fetchall("SELECT status, step_id, next_due_at, exit_reason FROM ops.journey_state "
                              "WHERE journey_id = ? AND customer_id = ?", [journey_id, customer_id])
     return rows[0] if rows else None
+
+
+def segment_event(message_id: str, at: datetime, kind: str = "track", event: str | None = None,
+                  user: str | None = None, traits: dict | None = None, properties: dict | None = None) -> dict:
+    """A Segment spec event as a CDP drop carries it."""
+    record = {"messageId": message_id, "type": kind, "anonymousId": f"anon-{message_id}",
+              "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+              "receivedAt": (at + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+              "context": {"timezone": "Europe/Berlin"}}
+    for key, value in (("userId", user), ("event", event), ("traits", traits), ("properties", properties)):
+        if value is not None:
+            record[key] = value
+    return record
+
+
+def land(landing_dir: Path, source: str, name: str, records: list[dict]) -> Path:
+    """Write a landing file as a drop does: to a temporary name, then renamed into place."""
+    folder = landing_dir / source
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = folder / f".{name}.tmp"
+    scratch.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return scratch.replace(folder / name)
