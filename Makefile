@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-identity bench-experiments quality-docs clean clean-data
+.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-identity bench-experiments bench-journeys quality-docs clean clean-data
 
 install: $(INSTALLED)
 
@@ -101,6 +101,11 @@ bench-identity: prepare
 bench-experiments: prepare
 	$(BIN)/python -m benchmarks.experiment_readout --rows $(UNITS) --record
 	$(BIN)/python -m benchmarks.experiment_warehouse --rows $(UNITS)
+
+# Journeys' event-to-send latency with a real dagster-daemon and the landing sensor: 200 signups landed
+# as 20 files on a SCALE-customer warehouse, on WAREHOUSES (default duckdb; duckdb,postgres for both).
+bench-journeys: prepare
+	$(BIN)/python -m benchmarks.journeys_latency --scale $(SCALE) --seed $(SEED) --warehouses $(WAREHOUSES)
 
 clean-data:
 	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs data/outbox data/crm.sqlite data/previews data/logs

@@ -27,6 +27,7 @@ def write_report(results_dir: Path, target: Path) -> None:
     results = [r for r in every if "stages" in r]
     experiments = [r for r in every if "readout" in r]
     suites = [r for r in every if "test_suite" in r]
+    journeys = [r for r in every if "latency_seconds" in r]
     lines = [HEADER]
     machines = sorted({summary({**r["machine"], "postgres": None}) for r in every})
     servers = sorted({r["machine"]["postgres"] for r in results if r["machine"].get("postgres")})
@@ -57,6 +58,7 @@ def write_report(results_dir: Path, target: Path) -> None:
     lines.extend(_campaign_lines(results))
     lines.extend(_send_lines(results))
     lines.extend(_experiment_lines(experiments))
+    lines.extend(_journey_lines(journeys))
     lines.extend(_suite_lines(suites))
     target.write_text("\n".join(lines) + "\n")
 
@@ -131,6 +133,27 @@ def _model_lines(results: list[dict]) -> list[str]:
         slowest = ", ".join(f"{name} {seconds:.1f}" for name, seconds in
                             sorted(models.items(), key=lambda item: -item[1])[:4])
         lines.append(f"| {_number(result['scale'])} | {result['warehouse']} | {identity:.1f} | {slowest} |")
+    return lines
+
+
+def _journey_lines(results: list[dict]) -> list[str]:
+    """`make bench-journeys`: a landing file to the welcome message accepted by the outbox, with a real
+    daemon and the landing sensor (benchmarks/journeys_latency.py)."""
+    if not results:
+        return []
+    lines = ["", "## Journeys: event to send\n",
+             "From a CDP file of new signups renamed into the landing directory to each welcome message accepted "
+             "by the outbox: the sensor's look (every 10 s), the run queue, the fast-path run (ingest, the "
+             "journeys' dbt models, the ticks, the hand-over).\n",
+             "| customers | warehouse | signups (files) | p50 s | p95 s | max s | runs | median queue s "
+             "| median run s | median dbt s | recorded |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for result in sorted(results, key=lambda r: (r["customers"], r["warehouse"] != "duckdb")):
+        latency, medians = result["latency_seconds"], result["run_medians"]
+        lines.append(f"| {_number(result['customers'])} | {result['warehouse']} | {result['signups']:,} "
+                     f"({result['files']}) | {latency['p50']:.1f} | {latency['p95']:.1f} | {latency['max']:.1f} "
+                     f"| {result['fast_path_runs']} | {medians['queued_seconds']:.1f} | {medians['run_seconds']:.1f} "
+                     f"| {medians.get('mailroom_dbt_models', 0):.1f} | {result['recorded']} |")
     return lines
 
 

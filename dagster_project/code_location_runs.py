@@ -58,7 +58,7 @@ class CodeLocationRuns:
         return sorted((key for key in graph.materializable_asset_keys
                        if resolver.get_status(key) == StaleStatus.STALE), key=lambda key: key.to_user_string())
 
-    def run(self, job_name: str, asset_selection: Iterable[dg.AssetKey] | None = None):
+    def run(self, job_name: str, asset_selection: Iterable[dg.AssetKey] | None = None, run_config: dict | None = None):
         """Create the run as the UI's launch does, then execute it here; returns its execution result
         (success, events) once it has finished."""
         location = self._location
@@ -68,10 +68,10 @@ class CodeLocationRuns:
         remote_job = location.get_job(JobSubsetSelector(
             location_name=LOCATION_NAME, repository_name=repository.name, job_name=job_name,
             op_selection=None, asset_selection=selected))
-        plan = location.get_execution_plan(remote_job, {}, step_keys_to_execute=None, known_state=None,
+        plan = location.get_execution_plan(remote_job, run_config or {}, step_keys_to_execute=None, known_state=None,
                                            instance=self.instance).execution_plan_snapshot
         dagster_run = self.instance.create_run(
-            job_name=job_name, run_id=None, run_config={}, resolved_op_selection=None,
+            job_name=job_name, run_id=None, run_config=run_config or {}, resolved_op_selection=None,
             step_keys_to_execute=plan.step_keys_to_execute, op_selection=None, status=None,
             root_run_id=None, parent_run_id=None, tags=remote_job.tags, job_snapshot=remote_job.job_snapshot,
             execution_plan_snapshot=plan, parent_job_snapshot=remote_job.parent_job_snapshot,

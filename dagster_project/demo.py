@@ -21,6 +21,7 @@ from typing import TextIO
 import dagster as dg
 
 from dagster_project.code_location_runs import CodeLocationRuns
+from dagster_project.demo_journeys import show_journeys
 from dagster_project.demo_story import print_gates, print_run
 from dagster_project.pipeline import PIPELINE_JOB, quarantine_reasons, warehouse_table_rows
 from dagster_project.settings import ActivationSettings, Settings, load_activation_settings, load_settings
@@ -77,9 +78,9 @@ class DemoRuns:
     def __init__(self, runs: CodeLocationRuns, log: TextIO | None):
         self.runs, self.log, self.finished = runs, log, []
 
-    def run(self, title: str, job_name: str, asset_selection=None, steps: bool = True):
+    def run(self, title: str, job_name: str, asset_selection=None, steps: bool = True, run_config=None):
         with output_to(self.log):
-            result = self.runs.run(job_name, asset_selection)
+            result = self.runs.run(job_name, asset_selection, run_config)
         self.finished.append(result)
         print_run(self.runs.instance, title, result, steps)
         return result
@@ -145,7 +146,7 @@ def roll_out_experiments(demo: DemoRuns, settings: Settings) -> list:
     from dagster_project.experiments.spec import primary_metric
     from dagster_project.experiments.warehouse_readout import campaign_readouts
 
-    campaigns = load_campaigns()
+    campaigns = [c for c in load_campaigns() if c.campaign_type != "journey"]  # journeys: see their funnels
     print("\nExperiments (full tables on each campaign's readout asset in the UI):")
     with Warehouse(settings).connect() as conn:
         for campaign in campaigns:
@@ -239,7 +240,7 @@ def _no_log() -> Iterator[None]:
 def _tell_the_story(demo: DemoRuns, settings: Settings) -> int:
     from dagster_project.defs.personalization.campaign_assets import batch_campaign_jobs, load_campaigns
 
-    daily = demo.run("Daily pipeline: ingest, identity, marts, gates, triggered campaigns, CRM write-back",
+    daily = demo.run("Daily pipeline: ingest, identity, marts, gates, journeys, CRM write-back",
                      PIPELINE_JOB)
     batch_jobs, _ = batch_campaign_jobs(load_campaigns())
     campaigns = [demo.run(f"Batch campaign {job.name.removesuffix('_campaign')}", job.name)
@@ -252,6 +253,7 @@ def _tell_the_story(demo: DemoRuns, settings: Settings) -> int:
         rollouts = roll_out_experiments(demo, settings)
         if all(run.success for run in rollouts):
             bring_up_to_date(demo, batch_jobs, rollouts)
+            show_journeys(demo, settings)
     print_warehouse(settings, demo.log)
     failed = [run for run in demo.finished if not run.success]
     for run in failed:
@@ -265,6 +267,7 @@ Next: `make dev`, then open http://127.0.0.1:3000
   Runs           the {len(demo.finished)} runs above, on the Overview timeline and under Runs
   Lineage        Assets > View lineage: ingest -> warehouse -> gates -> campaigns -> sends -> engagement -> CRM
   A campaign     Assets > campaigns > weekly_picks: content previews, messages, sends, readout and performance
+  Journeys       Assets > journeys: each journey's steps, its funnel on the first step, the fast path's runs
   Email previews {settings.data_dir / 'previews'} (one HTML file per campaign, segment and variant)
   Dashboards     {_dashboard_list(settings)}""")
     return 0

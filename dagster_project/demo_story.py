@@ -4,6 +4,7 @@ merged across runs."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 import dagster as dg
@@ -23,10 +24,17 @@ def print_run(instance: dg.DagsterInstance, title: str, result, steps: bool = Tr
     materialized, checks = _metadata_by_step(result), _checks_by_step(result)
     # A gate is a step of its own that materializes nothing; dbt's tests run inside the dbt step.
     gate_steps = [step for step in seconds if step in checks and step not in materialized]
+    # The journeys' steps (their campaigns' content, the ticks, the sends) read as one line.
+    journey_steps = [step for step in seconds if step not in gate_steps and materialized.get(step)
+                     and all(_is_journey_part(key) for key in materialized[step])]
     for step, step_time in seconds.items():
-        if step not in gate_steps:
+        if step not in gate_steps and step not in journey_steps:
             print(f"    {_step_name(step, materialized.get(step, {})):<34} {step_time:6.1f} s  "
                   f"{_step_result(step, materialized.get(step, {}), checks.get(step, []))}")
+    if journey_steps:
+        parts = {key: value for step in journey_steps for key, value in materialized[step].items()}
+        journey_time = sum(seconds[step] for step in journey_steps)
+        print(f"    {f'journeys ({len(journey_steps)} steps)':<34} {journey_time:6.1f} s  {_journeys_result(parts)}")
     if gate_steps:
         gates = [check for step in gate_steps for check in checks[step]]
         gate_time = sum(seconds[step] for step in gate_steps)
@@ -44,10 +52,40 @@ def print_gates(results) -> None:
     if not latest and not dbt_tests:
         return
     print("\nQuality gates (each gate's expectations are on its asset's Checks tab):")
+    journey_checks = [check for (key, _), check in latest.items() if _is_journey_part(key)]
     for (key, name), check in latest.items():
-        print(f"  {key.to_user_string() + ' ' + name:<56} {_verdict(check):<8} {check.description or ''}")
+        if not _is_journey_part(key):
+            print(f"  {key.to_user_string() + ' ' + name:<56} {_verdict(check):<8} {check.description or ''}")
+    if journey_checks:
+        failed = [f"{c.asset_key.to_user_string()} {c.check_name}" for c in journey_checks if not c.passed]
+        print(f"  {f'journey campaigns ({len(journey_checks):,} checks)':<56} {_verdict_counts(journey_checks)}"
+              + (f" ({', '.join(failed)})" if failed else " (audiences and send guards)"))
     if dbt_tests:
         print(f"  {f'dbt tests ({len(dbt_tests):,})':<56} {_verdict_counts(list(dbt_tests.values()))}")
+
+
+@functools.cache
+def _journey_campaigns() -> frozenset[str]:
+    from dagster_project.defs.personalization.campaign_assets import load_campaigns
+
+    return frozenset(c.campaign_id for c in load_campaigns() if c.campaign_type == "journey")
+
+
+def _is_journey_part(key: dg.AssetKey) -> bool:
+    """A journey's step, or an asset of a campaign only a journey sends (its audience, content, sends)."""
+    journey_campaigns = _journey_campaigns()
+    return (key.path[0] == "journeys" or (key.path[0] == "campaigns" and key.path[1] in journey_campaigns)
+            or (key.path[0] == "marts" and key.path[-1].removeprefix("campaign_") in journey_campaigns))
+
+
+def _journeys_result(parts: dict[dg.AssetKey, dict]) -> str:
+    """Entries and messages of every journey (each journey's first step carries its totals)."""
+    totals = {name: sum(value.get(name, 0) for value in parts.values())
+              for name in ("entries", "active", "completed", "exited", "handed_over")}
+    journeys = {key.path[1] for key in parts if key.path[0] == "journeys"}
+    return (f"{len(journeys)} journeys: {totals['entries']:,} entries ({totals['active']:,} active, "
+            f"{totals['completed']:,} completed, {totals['exited']:,} exited), "
+            f"{totals['handed_over']:,} messages handed over")
 
 
 def _metadata_by_step(result) -> dict[str, dict[dg.AssetKey, dict]]:

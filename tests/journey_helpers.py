@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 
+from dagster_project.demo_journeys import land  # noqa: F401 (the tests land files as the demo does)
 from dagster_project.journeys.spec import ENTRY_COLUMNS, Journey, parse_journey
 from dagster_project.personalization.campaigns import Campaign, campaigns_from_manifest
 from dagster_project.personalization.ops_tables import ensure_ops_tables
@@ -117,12 +117,3 @@ def segment_event(message_id: str, at: datetime, kind: str = "track", event: str
         if value is not None:
             record[key] = value
     return record
-
-
-def land(landing_dir: Path, source: str, name: str, records: list[dict]) -> Path:
-    """Write a landing file as a drop does: to a temporary name, then renamed into place."""
-    folder = landing_dir / source
-    folder.mkdir(parents=True, exist_ok=True)
-    scratch = folder / f".{name}.tmp"
-    scratch.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-    return scratch.replace(folder / name)

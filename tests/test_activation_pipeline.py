@@ -15,13 +15,13 @@ WEEKLY = ["campaigns", "weekly_picks"]
 
 def test_sends_sit_below_messages_and_the_fresh_consent_and_provider_events(prepared_dbt):
     graph = load_definitions().resolve_asset_graph()
-    for campaign in ("weekly_picks", "cart_abandonment"):
-        parents = graph.get(dg.AssetKey(["campaigns", campaign, f"{campaign}_sends"])).parent_keys
-        # The weekly campaign's roll-out experiment renders its remainder in
-        # campaigns/weekly_picks/weekly_picks_rollout.
-        rollout = {dg.AssetKey(["campaigns", campaign, f"{campaign}_rollout"])} if campaign == "weekly_picks" else set()
-        assert parents == {dg.AssetKey(["campaigns", campaign, f"{campaign}_messages"]),
-                           dg.AssetKey(["raw", "consent_events"]), dg.AssetKey(["raw", "esp_events"])} | rollout
+    fresh = {dg.AssetKey(["raw", "consent_events"]), dg.AssetKey(["raw", "esp_events"])}
+    # The weekly campaign's roll-out experiment renders its remainder in campaigns/weekly_picks/weekly_picks_rollout.
+    assert graph.get(dg.AssetKey(WEEKLY + ["weekly_picks_sends"])).parent_keys == fresh | {
+        dg.AssetKey(WEEKLY + ["weekly_picks_messages"]), dg.AssetKey(WEEKLY + ["weekly_picks_rollout"])}
+    # A journey campaign's messages are rendered by the journey step that sends it.
+    assert graph.get(dg.AssetKey(["campaigns", "cart_reminder", "cart_reminder_sends"])).parent_keys == fresh | {
+        dg.AssetKey(["journeys", "cart_abandonment", "cart_abandonment__reminder"])}
 
 
 def _materialization(result, key: list[str]) -> dict:

@@ -66,6 +66,33 @@ def test_landing_sensor_requests_a_run_only_for_new_files(tmp_path, monkeypatch,
     assert isinstance(result, dg.SkipReason), "files already seen start no run"
 
 
+def test_landing_sensor_lets_a_queued_fast_path_run_take_new_cdp_files(tmp_path, prepared_dbt):
+    """A fast-path run that has not started yet ingests every file present when it starts, so a second
+    one is not queued behind it; once it has started, new files get their own run."""
+    from dagster_project.defs.ingest.sensors import landing_files_sensor
+    from dagster_project.resources import WarehouseResource
+    from dagster_project.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    resource = WarehouseResource.from_settings(settings)
+    (settings.landing_dir / "cdp").mkdir(parents=True)
+    (settings.landing_dir / "cdp" / "new.jsonl").write_text("{}\n")
+    with dg.DagsterInstance.ephemeral() as instance:
+        # Created, not yet started (a queued run is the same to the sensor; it needs a code location to make).
+        queued = instance.add_run(dg.DagsterRun(job_name="journeys_fast_path", run_id="queued-run",
+                                                status=dg.DagsterRunStatus.NOT_STARTED))
+        context = dg.build_sensor_context(instance=instance, cursor=None, resources={"warehouse": resource})
+        skipped = landing_files_sensor(context)
+        assert isinstance(skipped, dg.SkipReason) and "queued" in skipped.skip_message
+        assert context.cursor is None  # the files are looked at again later
+        instance.handle_run_event(queued.run_id, dg.DagsterEvent(
+            event_type_value="PIPELINE_START", job_name="journeys_fast_path"))
+        assert instance.get_run_by_id(queued.run_id).status == dg.DagsterRunStatus.STARTED
+        request = landing_files_sensor(dg.build_sensor_context(instance=instance, cursor=None,
+                                                               resources={"warehouse": resource}))
+        assert isinstance(request, dg.RunRequest) and request.job_name == "journeys_fast_path"
+
+
 def test_lineage_tells_the_whole_story_with_names_a_person_can_tell_apart(prepared_dbt):
     from dagster_project.pipeline import load_definitions
 

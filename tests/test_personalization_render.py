@@ -31,7 +31,7 @@ from dagster_project.personalization.render import (
 )
 
 TEMPLATES_DIR = Path(__file__).parents[1] / "content" / "templates"
-TEMPLATES = ("picks_for_you", "cart_reminder")
+TEMPLATES = ("picks_for_you", "cart_reminder", "journey_message")
 SECRET = b"test-secret-0123456789abcdef"
 ADDRESS = "100 Harbor Way, Suite 5, Portland, OR 97201, USA"
 COMPANY = "Acme & Co"
@@ -148,7 +148,8 @@ def test_cta_links_to_the_given_url_or_the_first_product(renderer):
 
 
 SITE = "https://shop.example.com/"
-PRODUCTS_HEADINGS = {"picks_for_you": "This week's picks", "cart_reminder": "Still in your cart"}
+PRODUCTS_HEADINGS = {"picks_for_you": "This week's picks", "cart_reminder": "Still in your cart",
+                     "journey_message": "Picked for you"}
 
 
 def _headings(message: RenderedMessage) -> tuple[list[str], list[str]]:

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import quote
 
 import pytest
 
@@ -129,13 +130,22 @@ def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(demo_instance
                      r"\d+ quarantined \([1-9][\d,]* in the table\)", out)
     assert "Quality gates" in out and "gx_send_eligibility" in out and "BLOCKED" not in out
     assert re.search(r"dbt tests \(\d+\) +[1-9]\d* passed", out), out
-    # Both campaigns are written offline by the rule-based writer and rendered.
-    for campaign in ("weekly_picks", "cart_abandonment"):
-        assert re.search(rf"{campaign}_content +[\d.]+ s  [1-9][\d,]* content units "
-                         r"\(0 by the LLM, \$0.0000\)", out), out
-        assert re.search(rf"{campaign}_messages +[\d.]+ s  [1-9][\d,]* rendered", out), out
-        # A readout per campaign after the engagement loop.
-        assert re.search(rf"  {campaign} run 2026-11-01\n    variants    units a \d+, b \d+; SRM p=", out), out
+    # The weekly campaign is written offline by the rule-based writer and rendered, with a readout after
+    # the engagement loop. The cart_abandonment journey replaced the trigger campaign of that name.
+    assert re.search(r"weekly_picks_content +[\d.]+ s  [1-9][\d,]* content units "
+                     r"\(0 by the LLM, \$0.0000\)", out), out
+    assert re.search(r"weekly_picks_messages +[\d.]+ s  [1-9][\d,]* rendered", out), out
+    assert re.search(r"  weekly_picks run 2026-11-01\n    variants    units a \d+, b \d+; SRM p=", out), out
+    assert "cart_abandonment_content" not in out and "cart_abandonment_messages" not in out
+    # The journeys run in the daily job (one line for their steps, one for their campaigns' gates); at the
+    # end the fast path takes in landed signups, carts and orders on a simulated clock, and the funnels
+    # show customers at different steps.
+    assert re.search(r"    journeys \(\d+ steps\) +[\d.]+ s  4 journeys: ", out), out
+    assert re.search(r"  journey campaigns \(\d+ checks\) +\d+ passed \(audiences and send guards\)", out), out
+    assert len(re.findall(r"  fast path: .+ run \w{8} succeeded in", out)) == 2, out
+    assert re.search(r"  welcome +[1-9]\d* entered; messages: hello [1-9]\d*; waiting at wait_2d [1-9]", out), out
+    assert re.search(r"  cart_abandonment +[1-9]\d* entered; messages: reminder [1-9]\d*, incentive [1-9]\d*; "
+                     r"waiting at wait_24h [1-9]\d*; exited: purchased_cart [1-9]", out), out
     assert "quarantined (kept in raw.quarantine" in out and "raw.cdp_events" in out
     # The weekly campaign's roll-out looked: on 120 customers its arms stay below the minimum units,
     # and the deadline (two days after the sample's day) has passed, so the remainder gets the control.
@@ -149,7 +159,7 @@ def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(demo_instance
     # The runs belong to the code location `make dev` loads, as if launched from its UI.
     runs = dg.DagsterInstance.get().get_runs()
     assert {run.job_name for run in runs} >= {"daily_campaign_pipeline", "weekly_picks_campaign",
-                                              "weekly_picks_rollout"}
+                                              "weekly_picks_rollout", "journeys_fast_path"}
     for run in runs:
         assert run.remote_job_origin.location_name == LOCATION_NAME
         assert run.tags_for_storage()[".dagster/repository"] == f"__repository__@{LOCATION_NAME}"
@@ -338,8 +348,11 @@ def test_lineage_graph_shows_the_pipeline_from_ingest_to_campaigns(ui, campaign_
     assert_graph_shows(page, ["ingest", "warehouse", "experiments", "campaigns", "engagement"])
     ui.screenshot("lineage")
 
-    # The campaigns as the marketer follows one: audience model, content, messages, roll-out, sends.
-    page = ui.open(f"/locations/{LOCATION}/asset-groups/campaigns", "View lineage")
+    # The campaigns as the marketer follows one: audience model, content, messages, roll-out, sends. The
+    # campaigns group holds every journey's step campaigns too, more than the graph draws legibly at once,
+    # so the lineage is filtered to the one campaign, as a marketer types it in the selection box.
+    selection = 'key:"*' + CAMPAIGN + '*" and group:"campaigns"'
+    page = ui.open(f"/asset-groups~{quote(selection)}")
     assert_graph_shows(page, [f"campaign_{CAMPAIGN}"] + [
         path.rsplit("/", 1)[-1] for step, path in campaign_pages.items()
         if step != "readout"  # in the experiments group

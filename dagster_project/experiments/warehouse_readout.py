@@ -103,8 +103,8 @@ def variant_readout(conn: Connection, campaign: Campaign, run_key: str, options:
     found = {a.arm: a for a in arm_totals(conn, campaign.campaign_id, run_key, (PHASE_TEST, PHASE_FULL), metrics)}
     arms = [found.get(arm) or ArmTotals(arm, 0, {m.name: MetricTotals(0.0, 0.0) for m in metrics})
             for arm in sorted(weights)]
-    if control not in weights or not any(arm.units for arm in arms):
-        return None
+    if control not in weights or len(arms) < 2 or not any(arm.units for arm in arms):
+        return None  # nothing to compare: no control, a single variant, or no units yet
     return compute_readout(arms, control, metrics, _sized(options, arms, weights))
 
 

@@ -1,4 +1,5 @@
-"""Readouts for every campaign; roll-out assets, jobs and the sensor for the ones with a roll-out
+"""Readouts for every campaign a journey does not send (a journey's steps carry its funnel instead);
+roll-out assets, jobs and the sensor for the ones with a roll-out
 experiment (meta.campaign.experiment)."""
 
 import dagster as dg
@@ -10,7 +11,7 @@ from dagster_project.defs.personalization.campaign_assets import load_campaigns
 
 @dg.definitions
 def experiments() -> dg.Definitions:
-    campaigns = load_campaigns()
+    campaigns = [c for c in load_campaigns() if c.campaign_type != "journey"]
     rolling = [c for c in campaigns if c.experiment and c.experiment.rolls_out]
     jobs = {c.campaign_id: rollout_job(c) for c in rolling}
     return dg.Definitions(

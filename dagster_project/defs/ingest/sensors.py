@@ -10,7 +10,7 @@ import json
 import dagster as dg
 
 from dagster_project.defs.ingest.assets import ingest_assets
-from dagster_project.defs.journeys.jobs import fast_path_job
+from dagster_project.defs.journeys.jobs import fast_path_checks, fast_path_job
 from dagster_project.ingest.reader import landing_files
 from dagster_project.ingest.sources import SOURCES
 from dagster_project.resources import WarehouseResource
@@ -40,6 +40,11 @@ def landing_fingerprints(landing_dir) -> dict[str, str]:
     return fingerprints
 
 
+def _fast_path_waiting(instance: dg.DagsterInstance) -> bool:
+    waiting = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+    return bool(instance.get_run_records(dg.RunsFilter(job_name=journeys_fast_path.name, statuses=waiting), limit=1))
+
+
 @dg.sensor(
     jobs=[ingest_job, journeys_fast_path],
     minimum_interval_seconds=10,  # journeys act within a minute; an unsubscribe reaches raw before the next send
@@ -52,6 +57,10 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
     changed = sorted(name for name, digest in current.items() if previous.get(name) != digest)
     if not changed:
         return dg.SkipReason("No new landing files.")
+    if "cdp" in changed and FAST_PATH_AFTER_INGEST and _fast_path_waiting(context.instance):
+        # It ingests every file present when it starts: these too. The cursor stays, so the files are
+        # looked at again once that run has started.
+        return dg.SkipReason("A journeys fast-path run is queued and will load these files.")
     context.update_cursor(json.dumps(current, sort_keys=True))
     # The run key derives from the cursor state, so a re-evaluation never launches the same run twice.
     run_key = "landing-" + hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
@@ -61,5 +70,6 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
         run_key=run_key,
         job_name=journeys_fast_path.name if after_ingest else ingest_job.name,
         asset_selection=selection + after_ingest,
+        asset_check_keys=fast_path_checks(selection + after_ingest) if after_ingest else None,
         tags={"mailroom/trigger": "landing-files", "mailroom/sources": ",".join(changed)},
     )

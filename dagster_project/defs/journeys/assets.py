@@ -14,10 +14,12 @@ from datetime import datetime, timezone
 
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
+from pydantic import Field
 
 from dagster_project.dbt_project import mailroom_dbt
 from dagster_project.defs.activation.resource import ActivationResource
-from dagster_project.defs.journeys.metadata import journey_metadata, step_metadata
+from dagster_project.defs.data_versions import fingerprint
+from dagster_project.defs.journeys.metadata import journey_metadata, step_counts, step_metadata
 from dagster_project.defs.personalization.campaign_assets import content_key, load_campaigns
 from dagster_project.defs.personalization.resource import PersonalizationResource
 from dagster_project.defs.warehouse.dbt_models import mailroom_dbt_models
@@ -48,6 +50,23 @@ def journey_step_of_campaign(journeys: list[Journey]) -> dict[str, dg.AssetKey]:
             for journey in journeys for step in journey.steps if step.kind == "send"}
 
 
+class JourneyClock(dg.Config):
+    now: str = Field(default="", description=(
+        "A simulated clock for demos and replays (ISO time, UTC): the tick runs as if it were this time. "
+        "Empty (the schedule, the sensor, the daily job) means the real time. A time later than the real one "
+        "releases waits early, so never set it on a production warehouse."))
+
+    def tick_time(self) -> datetime:
+        if not self.now:
+            return datetime.now(timezone.utc).replace(tzinfo=None)
+        try:
+            chosen = datetime.fromisoformat(self.now)
+        except ValueError:
+            raise dg.Failure(f"journey clock: now={self.now!r} is not an ISO time; write e.g. 2026-11-01T09:30:00 "
+                             "or leave it empty for the real time") from None
+        return chosen.astimezone(timezone.utc).replace(tzinfo=None) if chosen.tzinfo else chosen
+
+
 def build_journey_asset(journey: Journey, campaigns: dict[str, Campaign]) -> dg.AssetsDefinition:
     entry = get_asset_key_for_model([mailroom_dbt_models], journey.model)
     specs, previous = [], entry
@@ -64,9 +83,9 @@ def build_journey_asset(journey: Journey, campaigns: dict[str, Campaign]) -> dg.
     @dg.multi_asset(name=f"{journey.journey_id}_tick", specs=specs, can_subset=False,
                     description=f"One tick of journey {journey.journey_id}: entries from {journey.model}, exits, goals "
                     "and every due step; then the planned messages are handed over.")
-    def journey_tick(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+    def journey_tick(context: dg.AssetExecutionContext, config: JourneyClock, warehouse: WarehouseResource,
                      personalization: PersonalizationResource, activation: ActivationResource):
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = config.tick_time()
         store = warehouse.warehouse()
         with store.session() as conn:
             [report] = tick(conn, [journey], campaigns, personalization.renderer(), now, owner=context.run.run_id)
@@ -78,15 +97,25 @@ def build_journey_asset(journey: Journey, campaigns: dict[str, Campaign]) -> dg.
         with store.connect() as conn:
             overall = journey_metadata(conn, journey)
             per_step = step_metadata(conn, journey)
+            versions = step_versions(conn, journey)
             write_next_due(warehouse.settings.data_dir, journey.journey_id, next_due(conn, journey.journey_id))
         for step in journey.steps:
             metadata = {**per_step.get(step.step_id, {}), "this_tick": dg.MetadataValue.json(
                 {outcome: count for (step_id, outcome), count in report.steps.items() if step_id == step.step_id})}
             if step is journey.steps[0]:
                 metadata = {**overall, **metadata, "paused": report.paused or "no"}
-            yield dg.MaterializeResult(asset_key=step_key(journey, step.step_id), metadata=metadata)
+            yield dg.MaterializeResult(asset_key=step_key(journey, step.step_id), metadata=metadata,
+                                       data_version=versions[step.step_id])
 
     return journey_tick
+
+
+def step_versions(conn, journey: Journey) -> dict[str, dg.DataVersion]:
+    """Per step, a fingerprint of who reached it, waits there, got its message or left: a tick that
+    moved nobody leaves the ops tables and the models below the step up to date."""
+    return {step_id: fingerprint([sorted((name, sorted(value.items()) if isinstance(value, dict) else value)
+                                         for name, value in counts.items())])
+            for step_id, counts in step_counts(conn, journey).items()}
 
 
 def _describe_step(journey: Journey, step) -> str:
