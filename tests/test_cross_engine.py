@@ -17,7 +17,7 @@ COMPARED = [
     "staging.stg_catalog__products", "staging.stg_esp__events", "staging.stg_cdp__order_items",
     "marts.customer_identities", "marts.identity_resolution_audit", "marts.dim_customers",
     "marts.customer_features", "marts.customer_segments", "marts.product_recommendations",
-    "marts.consent_status", "marts.send_eligibility",
+    "marts.consent_status", "marts.send_eligibility", "intermediate.int_send_time_exposures",
 ]
 
 

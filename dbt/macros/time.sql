@@ -56,3 +56,8 @@
 {% macro postgres__seconds_between(earlier, later) -%}
     cast(floor(extract(epoch from ({{ later }} - {{ earlier }}))) as bigint)
 {%- endmacro %}
+
+{#- The ISO day of week (1 = Monday .. 7 = Sunday) of a timestamp, as an integer on both engines. -#}
+{% macro local_day_of_week(timestamp) -%}
+    cast(extract(isodow from {{ timestamp }}) as integer)
+{%- endmacro %}
