@@ -95,9 +95,10 @@ def build_journey_asset(journey: Journey, campaigns: dict[str, Campaign]) -> dg.
                                        log=context.log.info, run_id=context.run.run_id):
                 context.log.info(f"{sent.campaign_id}: {sent.handed_over:,} handed over")
         with store.connect() as conn:
-            overall = journey_metadata(conn, journey)
-            per_step = step_metadata(conn, journey)
-            versions = step_versions(conn, journey)
+            counts = step_counts(conn, journey)  # once: the fast path waits for this
+            overall = journey_metadata(conn, journey, counts)
+            per_step = step_metadata(counts)
+            versions = step_versions(counts)
             write_next_due(warehouse.settings.data_dir, journey.journey_id, next_due(conn, journey.journey_id))
         for step in journey.steps:
             metadata = {**per_step.get(step.step_id, {}), "this_tick": dg.MetadataValue.json(
@@ -110,12 +111,12 @@ def build_journey_asset(journey: Journey, campaigns: dict[str, Campaign]) -> dg.
     return journey_tick
 
 
-def step_versions(conn, journey: Journey) -> dict[str, dg.DataVersion]:
+def step_versions(steps: dict[str, dict]) -> dict[str, dg.DataVersion]:
     """Per step, a fingerprint of who reached it, waits there, got its message or left: a tick that
     moved nobody leaves the ops tables and the models below the step up to date."""
     return {step_id: fingerprint([sorted((name, sorted(value.items()) if isinstance(value, dict) else value)
                                          for name, value in counts.items())])
-            for step_id, counts in step_counts(conn, journey).items()}
+            for step_id, counts in steps.items()}
 
 
 def _describe_step(journey: Journey, step) -> str:

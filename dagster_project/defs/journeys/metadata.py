@@ -11,13 +11,12 @@ from dagster_project.journeys.spec import Journey
 from dagster_project.warehouse import Connection
 
 
-def journey_metadata(conn: Connection, journey: Journey) -> dict:
+def journey_metadata(conn: Connection, journey: Journey, steps: dict[str, dict]) -> dict:
     """Entries by status, the goal rate, and a funnel table (reached, waiting, messages, exits per step)."""
     by_status = Counter(dict(conn.fetchall(
         "SELECT status, count(*) FROM ops.journey_state WHERE journey_id = ? GROUP BY status", [journey.journey_id])))
     entries, goals = conn.fetchall("SELECT count(*), count(goal_met_at) FROM ops.journey_entries WHERE journey_id = ?",
                                    [journey.journey_id])[0]
-    steps = step_counts(conn, journey)
     rows = ["| step | kind | reached | waiting here | messages | accepted | exited here |",
             "|---|---|--:|--:|--:|--:|--:|"]
     for step in journey.steps:
@@ -35,7 +34,7 @@ def journey_metadata(conn: Connection, journey: Journey) -> dict:
     }
 
 
-def step_metadata(conn: Connection, journey: Journey) -> dict[str, dict]:
+def step_metadata(steps: dict[str, dict]) -> dict[str, dict]:
     return {step_id: {
         "reached": dg.MetadataValue.int(counts["reached"]),
         "waiting_here": dg.MetadataValue.int(counts["waiting"]),
@@ -43,7 +42,7 @@ def step_metadata(conn: Connection, journey: Journey) -> dict[str, dict]:
         "accepted": dg.MetadataValue.int(counts["accepted"]),
         "outcomes": dg.MetadataValue.json(dict(counts["outcomes"])),
         "exited_here": dg.MetadataValue.json(dict(counts["exited"])),
-    } for step_id, counts in step_counts(conn, journey).items()}
+    } for step_id, counts in steps.items()}
 
 
 def step_counts(conn: Connection, journey: Journey) -> dict[str, dict]:
