@@ -115,7 +115,8 @@ def close_the_loop(demo: DemoRuns, settings: Settings):
     from dagster_project.sample_data.engagement import after_every_delivery, simulate_engagement
 
     warehouse = Warehouse(settings)
-    events = simulate_engagement(warehouse, settings.landing_dir, latest=after_every_delivery(warehouse))
+    events = simulate_engagement(warehouse, settings.landing_dir, latest=after_every_delivery(warehouse),
+                                 by_send_time=True)
     if events is None:
         print("\nEngagement: no new sends to simulate provider events for")
         return None
@@ -145,6 +146,7 @@ def roll_out_experiments(demo: DemoRuns, settings: Settings) -> list:
     )
     from dagster_project.experiments.spec import primary_metric
     from dagster_project.experiments.warehouse_readout import campaign_readouts
+    from dagster_project.predictive.send_time_report import histogram_lines, local_hours_by_arm
 
     campaigns = [c for c in load_campaigns() if c.campaign_type != "journey"]  # journeys: see their funnels
     print("\nExperiments (full tables on each campaign's readout asset in the UI):")
@@ -153,9 +155,17 @@ def roll_out_experiments(demo: DemoRuns, settings: Settings) -> list:
             metric = primary_metric(campaign.experiment)
             readouts = campaign_readouts(conn, campaign)
             print(f"  {campaign.campaign_id} run {readouts.run_key or '-'}")
-            for title, readout in (("variants", readouts.primary), ("vs holdout", readouts.holdout)):
-                for line in _readout_lines(readout, metric if title == "variants" else "converted"):
+            sections = [("variants", readouts.primary, metric), ("vs holdout", readouts.holdout, "converted")]
+            optimized = campaign.send_time.mode == "optimized" and readouts.run_key
+            if optimized:
+                sections.append(("send time", readouts.send_time, "clicked"))
+            for title, readout, shown in sections:
+                for line in _readout_lines(readout, shown):
                     print(f"    {title:<11} {line}")
+            if optimized:
+                print("    planned local delivery hours (optimized, explore, and the fixed-hour control):")
+                for line in histogram_lines(local_hours_by_arm(conn, campaign.campaign_id, readouts.run_key)):
+                    print(f"      {line}")
     return [demo.run(f"Roll-out of {campaign.campaign_id}'s winner", f"{campaign.campaign_id}_rollout",
                      [readout_key(campaign), rollout_key(campaign), sends_key(campaign)])
             for campaign in campaigns if campaign.experiment and campaign.experiment.rolls_out]

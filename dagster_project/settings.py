@@ -442,7 +442,7 @@ def load_activation_settings(environ: dict[str, str] | None = None) -> Activatio
         breaker_failures=max(1, int(_number(env, "MAILROOM_CIRCUIT_BREAKER_FAILURES", defaults.breaker_failures))),
         breaker_reset_seconds=_number(env, "MAILROOM_CIRCUIT_BREAKER_RESET_SECONDS", defaults.breaker_reset_seconds),
         frequency_cap=int(_number(env, "MAILROOM_FREQUENCY_CAP_PER_7_DAYS", defaults.frequency_cap)),
-        quiet_hours=_quiet_hours(env.get("MAILROOM_QUIET_HOURS", "21-8")),
+        quiet_hours=load_quiet_hours(env),
         reconcile_after_minutes=_number(env, "MAILROOM_RECONCILE_AFTER_MINUTES", defaults.reconcile_after_minutes),
         expire_after_hours=_number(env, "MAILROOM_SEND_EXPIRY_HOURS", defaults.expire_after_hours),
         **_ownership(env, defaults),
@@ -494,6 +494,12 @@ def _smtp_target(url: str) -> SmtpTarget:
         security = "none"
     return SmtpTarget(host=parts.hostname, port=parts.port or (465 if security == "ssl" else 587),
                       username=unquote(parts.username or ""), security=security)
+
+
+def load_quiet_hours(environ: dict[str, str] | None = None) -> tuple[int, int] | None:
+    """MAILROOM_QUIET_HOURS alone: campaigns with optimized send times plan around it."""
+    env = os.environ if environ is None else environ
+    return _quiet_hours(env.get("MAILROOM_QUIET_HOURS", "21-8"))
 
 
 def _quiet_hours(value: str) -> tuple[int, int] | None:

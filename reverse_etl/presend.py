@@ -35,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster_project.addresses import normalized_address, normalized_address_sql
+from dagster_project.timezones import customer_zone
 from dagster_project.warehouse import Connection
 from reverse_etl.outgoing import OutgoingMessage
 from reverse_etl.suppressions import SUNSET, came_back_sql
@@ -184,10 +184,7 @@ def delivery_time(send_at: datetime | None, now: datetime, tz_name: str | None,
     when = max(send_at or now, now)
     if not quiet_hours:
         return when
-    try:
-        zone = ZoneInfo(tz_name) if tz_name else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = timezone.utc
+    zone = customer_zone(tz_name)
     local = when.replace(tzinfo=timezone.utc).astimezone(zone)
     start, end = quiet_hours
     hour = local.hour

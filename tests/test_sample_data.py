@@ -729,6 +729,43 @@ def test_esp_history_reflects_preferred_hour_and_responsiveness(sample):
     assert rate(ranked[-third:]) > 2 * rate(ranked[:third])
 
 
+def test_esp_history_explores_send_hours_and_follows_the_reading_curve(sample):
+    """STO's ground truth: past sends cover the daytime hours, and a message delivered when the
+    customer's attention (truth/engagement.csv) is high is opened within a day far more often."""
+    with open(sample.landing / "truth" / "engagement.csv", newline="", encoding="utf-8") as handle:
+        engagement = {row["email"]: row for row in csv.DictReader(handle)}
+    assert list(engagement) == [row["email"] for row in sample.truth]
+    for row in engagement.values():
+        attention = {hour: float(row[f"attention_{hour:02d}"]) for hour in range(8, 21)}
+        assert int(row["best_delivery_hour"]) == max(attention, key=lambda hour: (attention[hour], -hour))
+
+    events = [r for _, _, r in sample.clean("esp")]
+    delivered, opened = {}, set()
+    for record in events:
+        if record["event"] == "delivered":
+            delivered[record["sg_message_id"]] = record
+    for record in events:
+        sent = delivered.get(record["sg_message_id"])
+        if record["event"] == "open" and record.get("sg_machine_open") is False and sent is not None \
+                and record["timestamp"] - sent["timestamp"] <= 24 * 3600:
+            opened.add(record["sg_message_id"])
+    by_attention, hours = [], Counter()
+    for message_id, record in delivered.items():
+        truth = engagement[record["email"]]
+        local = datetime.fromtimestamp(record["timestamp"], ZoneInfo(truth["timezone"]))
+        if 8 <= local.hour <= 20 and local.weekday() < 5:
+            hours[local.hour] += 1
+            by_attention.append((float(truth[f"attention_{local.hour:02d}"]), message_id in opened))
+    assert set(hours) == set(range(8, 21)) and min(hours.values()) >= 10  # every daytime hour was tried
+    by_attention.sort()
+    third = len(by_attention) // 3
+
+    def rate(rows):
+        return sum(opened for _, opened in rows) / len(rows)
+
+    assert rate(by_attention[-third:]) > 1.5 * rate(by_attention[:third])
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI and streaming
 # ---------------------------------------------------------------------------------------------

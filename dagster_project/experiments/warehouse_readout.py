@@ -8,6 +8,8 @@ Per campaign run:
     secondary   the other metrics, a family of their own (they inform, they never decide)
     holdout     everyone the campaign was meant for (all variants and the rolled-out remainder, pooled)
                 against the holdout: the campaign's incremental effect, every metric
+    send time   send_time: optimized only: the optimized and explore send-time arms against the fixed
+                hour (a randomized control drawn per run, across variants), every metric
 
 Sequential readouts are tuned to their own size (the units compared), where the always-valid interval
 is tightest: a run's units all enter when it starts, so the size is known at the first look.
@@ -24,6 +26,7 @@ from dagster_project.experiments.spec import primary_metric, readout_options
 from dagster_project.experiments.totals import ArmTotals, MetricSpec, MetricTotals
 from dagster_project.personalization.campaigns import Campaign
 from dagster_project.personalization.variants import HOLDOUT, PHASE_FULL, PHASE_REMAINDER, PHASE_TEST
+from dagster_project.predictive.scheduling import EXPLORE, FIXED, OPTIMIZED
 from dagster_project.warehouse import Connection
 
 UNITS_TABLE = "marts.experiment_units"
@@ -42,6 +45,8 @@ class CampaignReadouts:
     secondary: Readout | None
     holdout: Readout | None  # None without a holdout (or before any unit)
     holdout_all_runs: Readout | None
+    send_time: Readout | None = None  # send_time: optimized: optimized and explore against the fixed hour
+    send_time_all_runs: Readout | None = None
 
 
 def metric_specs(names: list[str] | None = None) -> list[MetricSpec]:
@@ -49,12 +54,16 @@ def metric_specs(names: list[str] | None = None) -> list[MetricSpec]:
 
 
 def arm_totals(conn: Connection, campaign_id: str, run_key: str | None, phases: tuple[str, ...] | None,
-               metrics: list[MetricSpec], settled_runs_only: bool = False) -> list[ArmTotals]:
+               metrics: list[MetricSpec], settled_runs_only: bool = False,
+               arm_column: str = "arm") -> list[ArmTotals]:
     """Units and per-metric sums and sums of squares per arm (every run when run_key is None; with
-    `settled_runs_only`, leaving out runs whose roll-out remainder has not entered yet)."""
+    `settled_runs_only`, leaving out runs whose roll-out remainder has not entered yet). `arm_column`
+    send_time_arm splits by send-time arm instead, among the units that have one."""
+    if arm_column not in ("arm", "send_time_arm"):
+        raise ValueError(f"arm_column must be arm or send_time_arm, not {arm_column!r}")
     values = [EXPERIMENT_METRICS[m.name][1] for m in metrics]
     sums = ", ".join(f"sum({value}), sum(({value}) * ({value}))" for value in values)
-    where, params = ["campaign_id = ?"], [campaign_id]
+    where, params = ["campaign_id = ?", f"{arm_column} IS NOT NULL"], [campaign_id]
     if run_key is not None:
         where.append("run_key = ?")
         params.append(run_key)
@@ -65,7 +74,8 @@ def arm_totals(conn: Connection, campaign_id: str, run_key: str | None, phases: 
         where.append(f"run_key NOT IN ({UNSETTLED_RUNS})")
         params.append(campaign_id)
     rows = conn.fetchall(
-        f"SELECT arm, count(*), {sums} FROM {UNITS_TABLE} WHERE {' AND '.join(where)} GROUP BY arm ORDER BY arm",
+        f"SELECT {arm_column}, count(*), {sums} FROM {UNITS_TABLE} WHERE {' AND '.join(where)} "
+        f"GROUP BY {arm_column} ORDER BY {arm_column}",
         params,
     )
     return [
@@ -133,6 +143,24 @@ def holdout_readout(conn: Connection, campaign: Campaign, run_key: str | None, o
     return compute_readout([holdout, pooled], HOLDOUT, metrics, _sized(options, [holdout, pooled], shares))
 
 
+def send_time_readout(conn: Connection, campaign: Campaign, run_key: str | None, options: ReadoutOptions,
+                      metrics: list[MetricSpec]) -> Readout | None:
+    """send_time: optimized: the optimized and explore arms against the fixed hour in one run (or every
+    settled run). For a binary metric the comparison is the two-proportion z-test; the expected split
+    (the configured shares) feeds the sample-ratio check."""
+    spec = campaign.send_time
+    if spec.mode != "optimized":
+        return None
+    arms = arm_totals(conn, campaign.campaign_id, run_key, None, metrics, settled_runs_only=run_key is None,
+                      arm_column="send_time_arm")
+    if not any(arm.arm == FIXED for arm in arms) or len(arms) < 2:
+        return None
+    shares = {FIXED: spec.holdout_share, EXPLORE: spec.exploration_share,
+              OPTIMIZED: 1 - spec.holdout_share - spec.exploration_share}
+    shares = {arm: share for arm, share in shares.items() if share > 0}
+    return compute_readout(arms, FIXED, metrics, _sized(options, arms, shares))
+
+
 def campaign_readouts(conn: Connection, campaign: Campaign) -> CampaignReadouts:
     """Everything the readout asset and the demo show for the campaign's latest run."""
     run_key = latest_run(conn, campaign.campaign_id)
@@ -145,6 +173,8 @@ def campaign_readouts(conn: Connection, campaign: Campaign) -> CampaignReadouts:
         variant_readout(conn, campaign, run_key, options, [m for m in metric_specs() if m.name != primary]),
         holdout_readout(conn, campaign, run_key, options, metric_specs()),
         holdout_readout(conn, campaign, None, options, metric_specs()),
+        send_time_readout(conn, campaign, run_key, options, metric_specs()),
+        send_time_readout(conn, campaign, None, options, metric_specs()),
     )
 
 

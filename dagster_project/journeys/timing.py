@@ -1,21 +1,15 @@
 """When a journey's wait step ends: after so many hours, or at a local time of day in the customer's
 timezone (after at least so many days, on allowed weekdays). Times in and out are naive UTC, as in the
-send ledger; the timezone is resolved as the pre-send quiet hours resolve it (unknown: UTC)."""
+send ledger; the timezone is resolved as everywhere else (dagster_project.timezones; unknown: UTC)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dagster_project.timezones import customer_zone  # also imported from here by journey callers
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
-
-
-def customer_zone(tz_name: str | None) -> ZoneInfo | timezone:
-    try:
-        return ZoneInfo(tz_name) if tz_name else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
 
 
 def wait_ends(wait: Mapping, started: datetime, tz_name: str | None) -> datetime:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dagster_project.experiments.spec import ExperimentSpec, parse_experiment
 from dagster_project.personalization.variants import Variant, validate_variants
+from dagster_project.predictive.spec import SendTimeSpec, parse_send_time
 
 CAMPAIGN_TYPES = ("batch", "trigger", "journey")  # journey: sent only by a journey's send step
 PRODUCT_SOURCES = {
@@ -50,6 +51,7 @@ class Campaign:
     cooldown_days: int | None  # nobody gets this campaign twice within this many days
     send_window: tuple[int, int]
     experiment: ExperimentSpec | None = None
+    send_time: SendTimeSpec = SendTimeSpec("best_hour", fixed_hour=10)  # today's behaviour (10: 8-20's default)
 
     @property
     def weighted_variants(self) -> list[Variant]:
@@ -133,4 +135,5 @@ def _campaign(node: dict, spec: dict) -> Campaign:
         cooldown_days=int(cooldown) if cooldown is not None else None,
         send_window=(start, end),
         experiment=parse_experiment(spec.get("experiment"), [v.variant_id for v in variants], spec["type"], fail),
+        send_time=parse_send_time(spec.get("send_time"), spec["type"], (start, end), fail),
     )

@@ -32,6 +32,9 @@ from dagster_project.personalization.variants import (
     assign_variant,
     in_test_fraction,
 )
+from dagster_project.predictive.send_time_plan import PlannedSend, SendTimePlanner
+from dagster_project.settings import load_quiet_hours
+from dagster_project.timezones import customer_zone
 from dagster_project.warehouse import Warehouse
 
 RENDER = "render"
@@ -53,6 +56,8 @@ class MessagesReport:
     winner: str | None = None  # the variant the remainder gets, once decided
     variant_weights: dict[str, float] | None = None  # a bandit run's shares
     decide_by: datetime | None = None  # a waiting remainder's decision deadline (UTC)
+    send_hours: Counter = field(default_factory=Counter)  # (send-time arm or "all", local hour) -> messages
+    send_time_sources: Counter = field(default_factory=Counter)  # the optimized arm's evidence -> messages
 
 
 @dataclass
@@ -87,6 +92,15 @@ def render_campaign_messages(
             f"ineligible_reason from {campaign.relation} order by customer_id"
         )
         state = _run_state(conn, campaign, run_key, reference_utc, now)
+        planner = None
+        if campaign.send_time.mode != "best_hour":
+            planner = SendTimePlanner(conn, campaign.send_time, campaign.salt, run_key, reference_utc,
+                                      campaign.send_window, load_quiet_hours(), campaign.relation)
+
+    def plan(customer_id: str, tz_name: str | None, segment_key: str | None, best_hour) -> PlannedSend:
+        planned = planner.plan(customer_id, tz_name, segment_key) if planner else None
+        return planned or PlannedSend(send_at(reference_utc, tz_name, best_hour, campaign.send_window), None, None)
+
     report.winner = state.winner
     if campaign.experiment and campaign.experiment.method == "bandit":
         report.variant_weights = {v.variant_id: v.weight for v in state.variants}
@@ -108,8 +122,10 @@ def render_campaign_messages(
                 variant = variant or state.winner
             else:
                 variant, phase = _run_arm(campaign, run_key, customer_id, sticky, state)
-                anchor = send_at(reference_utc, tz_name, best_hour, campaign.send_window)
-                units.append((campaign.campaign_id, run_key, customer_id, variant, phase, anchor, reference_utc, now))
+                planned = plan(customer_id, tz_name, segment_key, best_hour)
+                timed = variant != HOLDOUT  # the send-time arms split the customers who get a message
+                units.append((campaign.campaign_id, run_key, customer_id, variant, phase, planned.send_at,
+                              reference_utc, now, planned.arm if timed else None, planned.source if timed else None))
         outcome = _outcome(customer_id, segment_key, eligible, reason, variant, state)
         if outcome == HOLDOUT:
             report.holdout += 1
@@ -127,12 +143,14 @@ def render_campaign_messages(
                 customer_id=customer_id, email=email, first_name=first_name, content=words,
                 products=state.products.get(customer_id, ()),
             )
+            planned = plan(customer_id, tz_name, segment_key, best_hour)
             messages.append((
                 message.message_id, campaign.campaign_id, run_key, customer_id, variant, segment_key, content_key,
                 email, message.subject, message.preheader, message.html, message.text, json.dumps(message.headers),
-                send_at(reference_utc, tz_name, best_hour, campaign.send_window), now,
+                planned.send_at, now, None, planned.arm, planned.source,
             ))
             report.by_variant[variant] += 1
+            _count_send_time(report, planned, tz_name)
 
     with warehouse.connect() as conn:
         # Assignments that no longer fit the campaign (variant removed, salt changed) were redrawn.
@@ -158,6 +176,15 @@ def render_campaign_messages(
                                   "and run_key = ?", [campaign.campaign_id, run_key])
             report.decide_by = started + timedelta(hours=campaign.experiment.decide_within_hours)
     return report
+
+
+def _count_send_time(report: MessagesReport, planned: PlannedSend, tz_name: str | None) -> None:
+    local_hour = planned.send_at.replace(tzinfo=timezone.utc).astimezone(customer_zone(tz_name)).hour
+    report.send_hours[("all", local_hour)] += 1
+    if planned.arm:
+        report.send_hours[(planned.arm, local_hour)] += 1
+    if planned.source:
+        report.send_time_sources[planned.source] += 1
 
 
 def _run_arm(campaign: Campaign, run_key: str, customer_id: str, sticky: str,

@@ -44,7 +44,10 @@ CAMPAIGN_MESSAGES = columns(
     "segment_key:VARCHAR content_key:VARCHAR to_email:VARCHAR subject:VARCHAR preheader:VARCHAR "
     "html_body:VARCHAR text_body:VARCHAR headers_json:VARCHAR send_at:TIMESTAMP rendered_at:TIMESTAMP "
     # 'skip' or 'delay' over the frequency cap (a journey's send step; reverse_etl/presend.py); NULL: skip
-    "on_frequency_cap:VARCHAR"
+    "on_frequency_cap:VARCHAR "
+    # send_time: optimized (predictive/send_time_plan.py): the customer's arm (fixed | explore | optimized)
+    # and the evidence the optimized time came from (customer | segment | global | fixed); NULL otherwise
+    "send_time_arm:VARCHAR send_time_source:VARCHAR"
 )
 
 CAMPAIGN_SUPPRESSIONS = columns(
@@ -52,7 +55,7 @@ CAMPAIGN_SUPPRESSIONS = columns(
 )
 CAMPAIGN_ASSIGNMENTS = columns(
     "campaign_id:VARCHAR run_key:VARCHAR customer_id:VARCHAR arm:VARCHAR phase:VARCHAR anchor_at:TIMESTAMP "
-    "assigned_at:TIMESTAMP recorded_at:TIMESTAMP"
+    "assigned_at:TIMESTAMP recorded_at:TIMESTAMP send_time_arm:VARCHAR send_time_source:VARCHAR"
 )
 
 # The unique keys that make a second message (or assignment) for the same customer impossible.

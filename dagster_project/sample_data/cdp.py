@@ -164,7 +164,7 @@ class CdpGenerator:
         used_devices: set[str] = set()  # anonymousIds that made it into the output
         facts = c.facts
         born = birthday(c, self.as_of_year)
-        facts.update(signup_ms=None, orders=[], last_add_ms=None, identified_sessions_ms=[], birthday=born,
+        facts.update(signup_ms=None, orders=[], last_add_ms=None, add_ms=[], identified_sessions_ms=[], birthday=born,
                      signed_up_line=None)
         uid = c.user_id
 
@@ -319,6 +319,7 @@ class CdpGenerator:
                 track(index, ms, "Product Added", {"cart_id": cart_id, **product.props, "quantity": quantity})
                 if ms < limit_ms:
                     facts["last_add_ms"] = ms
+                    facts["add_ms"].append(ms)  # intent: a recent cart makes an email click likelier
                 ms += rng.randint(5_000, 90_000)
             if outcome == "cart_abandon":
                 continue

@@ -13,10 +13,11 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from dagster_project.sample_data import behaviour as behaviours
 from dagster_project.sample_data.writers import JsonLines
 from dagster_project.warehouse import Warehouse
 
@@ -59,13 +60,16 @@ def after_every_delivery(warehouse: Warehouse, now: datetime | None = None) -> d
 
 
 def simulate_engagement(warehouse: Warehouse, landing_dir: Path, latest: datetime | None = None,
-                        rates: Mapping[tuple[str, str], EngagementRates] = DEMO_RATES) -> Path | None:
+                        rates: Mapping[tuple[str, str], EngagementRates] = DEMO_RATES,
+                        by_send_time: bool = False) -> Path | None:
     """Write events for every accepted message into one new landing file and return its path; None
     when there is nothing new. A share of the customers who click a delivered message buy
     (`purchase_given_click`): their orders go to orders_path(<that file>), keyed by the customer's
     CDP user_id so identity resolution finds the same customer, between the click and `latest`. Event
     times are capped at `latest` (default now), so none is in the future. `rates` gives (campaign,
-    variant) pairs their own open, click and purchase rates."""
+    variant) pairs their own open, click and purchase rates. With `by_send_time`, a person opens as the
+    sample's truth says (truth/engagement.csv, behaviour.py): the rate times the customer's attention
+    at the local delivery time relative to their daytime average, so a well-timed message does better."""
     latest = latest or datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as conn:
         if not conn.table_exists("ops", "send_ledger"):
@@ -78,13 +82,19 @@ def simulate_engagement(warehouse: Warehouse, landing_dir: Path, latest: datetim
         )
     if not sent:
         return None
-    digest = hashlib.sha256(("".join(row[0] for row in sent) + repr(sorted(rates.items()))).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(("".join(row[0] for row in sent) + repr(sorted(rates.items())) + repr(by_send_time))
+                            .encode()).hexdigest()[:16]
     path = landing_dir / "esp" / f"demo-engagement-{digest}.jsonl"
     if path.exists():
         return None
+    truth = behaviours.load_truth(landing_dir / "truth" / "engagement.csv") if by_send_time else {}
     lines, clicks = [], []
     for message_id, campaign_id, variant_id, email, sent_at, customer_id in sent:
         rate = rates.get((campaign_id, variant_id), DEFAULT_RATES)
+        if email in truth and sent_at is not None:
+            behaviour, tz = truth[email]
+            rate = replace(rate, human_open=min(0.95, rate.human_open
+                                                * behaviours.relative_attention(behaviour, tz, sent_at)))
         events = _events(message_id, campaign_id, variant_id, email, min(sent_at or latest, latest), latest, rate)
         lines.extend(json.dumps(event) for event in events)
         click = next((event for event in events if event["event"] == "click"), None)

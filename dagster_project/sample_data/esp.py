@@ -1,11 +1,13 @@
 """SendGrid Event Webhook events for past campaign sends to one customer: processed, delivered
-(sometimes deferred first), opens and clicks clustered around the customer's preferred local hour and
-scaled by responsiveness (an A/B variant may lift opens), Apple Mail Privacy Protection machine opens,
-hard bounces for dead mailboxes (then dropped), rare spam reports, and the unsubscribe-link clicks that
-become consent opt-outs."""
+(sometimes deferred first), opens and clicks drawn from the customer's behaviour (behaviour.py: when they
+read, how engaged they are, a recent cart; an A/B variant may lift opens), Apple Mail Privacy Protection
+machine opens, hard bounces for dead mailboxes (then dropped), rare spam reports, and the
+unsubscribe-link clicks that become consent opt-outs. An earlier platform explored send times: a share
+of each batch went out at a random local daytime hour, so every hour has some history."""
 
 from __future__ import annotations
 
+from dagster_project.sample_data import behaviour as behaviours
 from dagster_project.sample_data import world
 from dagster_project.sample_data.cdp import encode
 from dagster_project.sample_data.clock import HOUR_MS, MINUTE_MS, Window
@@ -30,6 +32,8 @@ DEAD_MAILBOX_EARLY_SHARE = 0.05  # until two hard bounces have happened, so smal
 SPAM_REPORT_SHARE = 0.0015
 DEFERRED_SHARE = 0.02
 BLOCKED_SHARE = 0.004
+EXPLORED_SHARE = 0.4  # of each batch's recipients: sent at a random local hour in EXPLORED_HOURS
+EXPLORED_HOURS = (8, 21)
 
 
 class EspGenerator:
@@ -57,8 +61,14 @@ class EspGenerator:
             return max(delivered_ms + MINUTE_MS, at + int(rng.gauss(0, 35) * MINUTE_MS))
         return delivered_ms + int(rng.expovariate(1 / (3 * HOUR_MS)))
 
-    def customer_lines(self, c: Customer, opt_in_ms: int | None, opt_out_ms: int | None,
-                       unsubscribe_by_link: bool) -> tuple[list[str], int | None]:
+    def _send_ms(self, c: Customer, campaign: world.Campaign) -> int:
+        rng = self.rng
+        if rng.random() < EXPLORED_SHARE:
+            return self.window.next_local_hour(c.timezone, campaign.send_ms, rng.uniform(*EXPLORED_HOURS))
+        return campaign.send_ms + rng.randint(0, 40 * MINUTE_MS)
+
+    def customer_lines(self, c: Customer, behaviour: behaviours.Behaviour, opt_in_ms: int | None,
+                       opt_out_ms: int | None, unsubscribe_by_link: bool) -> tuple[list[str], int | None]:
         """Events for every campaign the customer received while opted in. Returns the JSON lines in
         time order and, when the customer unsubscribed through a link, when that happened."""
         if opt_in_ms is None:
@@ -67,9 +77,10 @@ class EspGenerator:
         end_ms = window.end_ms - 1000
         stop_ms = opt_out_ms if opt_out_ms is not None else end_ms
         received = [
-            campaign for campaign in self.campaigns
+            (campaign, self._send_ms(c, campaign)) for campaign in self.campaigns
             if opt_in_ms < campaign.send_ms < stop_ms and rng.random() < campaign.audience_share
         ]
+        received = [(campaign, sent_ms) for campaign, sent_ms in received if sent_ms < stop_ms]
         events: list[tuple[int, dict]] = []
         unsubscribed_ms = None
         bounced = False
@@ -77,7 +88,7 @@ class EspGenerator:
             DEAD_MAILBOX_EARLY_SHARE if self.hard_bounces < 2 else DEAD_MAILBOX_SHARE)
         agent, ip = c.devices[0].user_agent, c.devices[0].ip  # people read mail on their main device
 
-        for number, campaign in enumerate(received):
+        for number, (campaign, sent_ms) in enumerate(received):
             self.sends += 1
             variant_id, lift = rng.choice(campaign.variants)
             common = {
@@ -93,7 +104,6 @@ class EspGenerator:
                 if ms < end_ms:
                     events.append((ms, {"event": event, **common, **fields}))
 
-            sent_ms = campaign.send_ms + rng.randint(0, 40 * MINUTE_MS)
             add(sent_ms, "processed", **{"smtp-id": f"<{ids.token()}@geopod-ismtpd-{rng.randint(1, 40)}>"})
             if bounced:  # SendGrid suppresses the address after a hard bounce
                 add(sent_ms + 1000, "dropped", reason="Bounced Address", status="5.0.0")
@@ -120,13 +130,15 @@ class EspGenerator:
 
             last = number == len(received) - 1
             must_unsubscribe = unsubscribe_by_link and last
-            open_probability = min(0.95, (0.06 + 0.8 * c.responsiveness) * lift)
+            weekend = behaviours.is_weekend(window, c.timezone, delivered_ms)
+            open_probability = behaviour.open_probability(
+                delivered_ms, window.local_hour(c.timezone, delivered_ms), weekend, lift)
             if must_unsubscribe or rng.random() < open_probability:
                 open_ms = self._human_open_ms(c, delivered_ms)
                 add(open_ms, "open", sg_machine_open=False, useragent=agent, ip=ip)
                 if rng.random() < 0.2:  # came back to it later
                     add(open_ms + rng.randint(1, 30) * HOUR_MS, "open", sg_machine_open=False, useragent=agent, ip=ip)
-                if rng.random() < 0.12 + 0.5 * c.responsiveness:
+                if rng.random() < behaviour.click_probability(delivered_ms, c.facts["add_ms"]):
                     add(open_ms + rng.randint(15_000, 400_000), "click", url=self._click_url(c, campaign),
                         useragent=agent, ip=ip, url_offset={"index": rng.randint(0, 6), "type": "html"})
                 if must_unsubscribe and open_ms + 120_000 < end_ms:

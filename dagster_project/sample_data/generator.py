@@ -12,6 +12,7 @@ import random
 from datetime import date
 from pathlib import Path
 
+from dagster_project.sample_data import behaviour as behaviours
 from dagster_project.sample_data import world
 from dagster_project.sample_data.cdp import CdpGenerator
 from dagster_project.sample_data.clock import DAY_MS, HOUR_MS, Window
@@ -33,6 +34,13 @@ TRUTH_HEADER = (
     "first_name", "last_name", "phone_e164", "crm_email", "hs_object_id", "consent_lawful_basis", "n_orders",
     "uses_apple_mail", "hard_bounced", "signup_at",
 )
+ENGAGEMENT_HEADER = (
+    # behaviour.py's response truth: what send-time optimization and propensity should recover.
+    "customer_key", "email", "timezone", "reading_hour", "reading_hour_2", "second_weight", "peak_width_hours",
+    "engagement_level", "lapse_at", "best_delivery_hour",
+    *(f"attention_{hour:02d}" for hour in behaviours.DAYTIME_HOURS),
+)
+CAMPAIGN_EVERY_DAYS = 7  # a weekly newsletter: about 26 campaigns in the window
 CAMPAIGN_HEADER = ("campaign_id", "name", "sent_at", "featured_category", "variants", "variant_open_lift",
                    "audience_share")
 
@@ -78,6 +86,16 @@ def _write_campaigns(out_dir: Path, campaigns: list[world.Campaign], window: Win
     out.close()
 
 
+def _engagement_row(c, behaviour: behaviours.Behaviour, window: Window) -> list[str]:
+    second = behaviour.reading_hour_2
+    return [
+        c.key, c.email, c.timezone, f"{behaviour.reading_hour:g}", "" if second is None else f"{second:g}",
+        f"{behaviour.second_weight:g}", f"{behaviour.peak_width_hours:g}", f"{behaviour.level:.3f}",
+        "" if behaviour.lapse_ms is None else window.iso(behaviour.lapse_ms), str(behaviour.best_delivery_hour()),
+        *(f"{behaviour.attention(hour):.4f}" for hour in behaviours.DAYTIME_HOURS),
+    ]
+
+
 def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_file: int = 250_000,
              gzip: bool = False) -> dict:
     """Write the sample landing files and truth into `out_dir`; return (and write) the summary."""
@@ -93,7 +111,7 @@ def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_f
     window = Window(as_of)
     ids = Ids(stream("ids"))
     products = world.build_catalog(stream("catalog"))
-    campaigns = world.build_campaigns(stream("campaigns"), window.start_ms, window.end_ms)
+    campaigns = world.build_campaigns(stream("campaigns"), window.start_ms, window.end_ms, CAMPAIGN_EVERY_DAYS)
     catalog_rows = _write_catalog(out_dir, products, stream("catalog-versions"), window)
     _write_campaigns(out_dir, campaigns, window)
 
@@ -108,6 +126,8 @@ def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_f
     consent_out = JsonLines(out_dir, "consent/consent-events.jsonl")
     crm_out = CsvRows(out_dir, "crm/contacts.csv", CRM_HEADER)
     truth_out = CsvRows(out_dir, "truth/customers.csv", TRUTH_HEADER)
+    engagement_out = CsvRows(out_dir, "truth/engagement.csv", ENGAGEMENT_HEADER)
+    behaviour_rng = stream("behaviour")  # its own stream: the other files' draws stay as they were
     log = DirtLog(out_dir)
     cdp_dirt = CdpDirt(stream("dirt-cdp"), ids, log)
     esp_dirt = EspDirt(stream("dirt-esp"), log)
@@ -127,8 +147,10 @@ def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_f
             if line is not signed_up:  # the dirt injector sees (and draws for) the other lines only
                 cdp_after(cdp_out, line)
 
+        behaviour = behaviours.draw(behaviour_rng, c.preferred_hour, c.responsiveness, window)
         plan = consent.plan(c)
-        esp_lines, unsubscribed_ms = esp.customer_lines(c, plan.opt_in_ms, plan.opt_out_ms, plan.unsubscribe_by_link)
+        esp_lines, unsubscribed_ms = esp.customer_lines(c, behaviour, plan.opt_in_ms, plan.opt_out_ms,
+                                                        plan.unsubscribe_by_link)
         for line in esp_lines:
             esp_out.write(line)
             esp_dirt.after(esp_out, line)
@@ -155,6 +177,8 @@ def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_f
             window.iso(facts["signup_ms"]) if facts["signup_ms"] is not None else "",
         ])
 
+        engagement_out.write(_engagement_row(c, behaviour, window))
+
     for row in crm.finish():
         crm_out.write(row)
         crm_dirt.after(crm_out, row)
@@ -162,7 +186,7 @@ def generate(out_dir: Path, customers: int, seed: int, as_of: date, events_per_f
     esp_dirt.finish(esp_out)
     consent_dirt.finish(consent_out)
     crm_dirt.finish(crm_out)
-    for out in (cdp_out, esp_out, consent_out, crm_out, truth_out, log):
+    for out in (cdp_out, esp_out, consent_out, crm_out, truth_out, engagement_out, log):
         out.close()
 
     files = {**cdp_out.files, **esp_out.files, **consent_out.files, **crm_out.files,

@@ -6,7 +6,14 @@
     {%- set existing = adapter.get_relation(database=declared.database, schema=declared.schema,
                                             identifier=declared.identifier) if execute else none -%}
     {%- if existing is not none -%}
-        (select {{ columns.keys() | join(', ') }} from {{ declared }})
+        {#- a column a later release added reads as NULL until the Python step adds it to the table -#}
+        {%- set present = adapter.get_columns_in_relation(existing) | map(attribute='name') | map('lower') | list -%}
+        (select
+        {%- for name, sql_type in columns.items() %}
+            {% if name in present %}{{ name }}{% else %}cast(null as {{ sql_type }}) as {{ name }}{% endif %}
+            {{- "," if not loop.last }}
+        {%- endfor %}
+        from {{ declared }})
     {%- else -%}
         (select
         {%- for name, sql_type in columns.items() %}

@@ -61,3 +61,13 @@
 {% macro local_day_of_week(timestamp) -%}
     cast(extract(isodow from {{ timestamp }}) as integer)
 {%- endmacro %}
+
+{#- Hours between two hours of the day around the clock (23 and 0 are 1 apart), as an integer. -#}
+{% macro circular_hour_distance(hour_a, hour_b) -%}
+    least(abs({{ hour_a }} - {{ hour_b }}), 24 - abs({{ hour_a }} - {{ hour_b }}))
+{%- endmacro %}
+
+{#- A constant table of the integers first..last in one column, e.g. the hours of the day. -#}
+{% macro integer_series(first, last, column) -%}
+    (values {% for number in range(first, last + 1) %}({{ number }}){{ ", " if not loop.last }}{% endfor %}) as {{ column }}_series ({{ column }})
+{%- endmacro %}

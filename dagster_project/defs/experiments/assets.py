@@ -82,8 +82,8 @@ def build_readout_asset(campaign: Campaign) -> dg.AssetsDefinition:
 def _srm_check(readouts: CampaignReadouts, decided: bool) -> dg.AssetCheckResult:
     """Fails on a mismatch in the latest run, unless that run's roll-out was already decided (an
     operator's `decide` after explaining it): then there is nothing left to block."""
-    found = [(name, r) for name, r in (("variants", readouts.primary), ("holdout", readouts.holdout))
-             if r is not None]
+    found = [(name, r) for name, r in (("variants", readouts.primary), ("holdout", readouts.holdout),
+                                       ("send_time", readouts.send_time)) if r is not None]
     mismatched = [f"{name} (p = {r.srm_p_value:.2g}, units {', '.join(f'{a.arm} {a.units:,}' for a in r.arms)})"
                   for name, r in found if r.has_srm]
     return dg.AssetCheckResult(

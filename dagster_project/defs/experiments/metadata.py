@@ -36,9 +36,14 @@ def readout_metadata(readouts: CampaignReadouts, primary_metric: str, decisions:
             + "\n\n" + _section("Every settled run against the holdout", readouts.holdout_all_runs)),
         "decisions": dg.MetadataValue.md(decisions_table(decisions)),
     }
+    if readouts.send_time is not None or readouts.send_time_all_runs is not None:
+        metadata["send_time_lift"] = dg.MetadataValue.md(
+            _section("This run: optimized and explored send times against the fixed hour", readouts.send_time)
+            + "\n\n" + _section("Every settled run against the fixed hour", readouts.send_time_all_runs))
     metadata |= performance_plotted(performance)
     metadata |= _plotted("", readouts.primary, primary_metric)
     metadata |= _plotted("holdout_", readouts.holdout, primary_metric)
+    metadata |= _plotted("send_time_", readouts.send_time, primary_metric)
     return metadata
 
 

@@ -117,10 +117,39 @@ def messages_metadata(report: MessagesReport) -> dict:
         "experiment_winner": dg.MetadataValue.text(report.winner or "not decided"),
         **({"next_deadline": dg.MetadataValue.timestamp(report.decide_by.replace(tzinfo=timezone.utc))}
            if report.decide_by else {}),
+        **_send_time_metadata(report),
         **({"bandit_variant_shares": dg.MetadataValue.md(_table(
             ["variant", "share of the run"],
             [[_cell(variant), _percent(weight)] for variant, weight in sorted(report.variant_weights.items())]))}
            if report.variant_weights else {}),
+    }
+
+
+SEND_TIME_ARMS = ("optimized", "explore", "fixed")
+
+
+def _send_time_metadata(report: MessagesReport) -> dict:
+    """send_time: optimized: when the messages of this pass land on the customers' clocks, per arm
+    (fixed is the randomized control), and what evidence the optimized times came from."""
+    arms = [arm for arm in SEND_TIME_ARMS if any(key[0] == arm for key in report.send_hours)]
+    if not arms:
+        return {}
+    hours = sorted({hour for _, hour in report.send_hours})
+    totals = {arm: sum(n for (a, _), n in report.send_hours.items() if a == arm) for arm in arms}
+
+    def cell(arm: str, hour: int) -> str:
+        count = report.send_hours[(arm, hour)]
+        return f"{count:,} ({_share(count, totals[arm])})"
+
+    rows = [[f"{hour:02d}:00", *(cell(arm, hour) for arm in arms)] for hour in hours]
+    sources = sum(report.send_time_sources.values())
+    return {
+        "send_time_local_hours": dg.MetadataValue.md(_table(["local hour", *arms], rows)),
+        "send_time_sources": dg.MetadataValue.md(_table(
+            ["evidence behind the optimized time", "messages", "share"],
+            [[_cell(source), f"{count:,}", _share(count, sources)]
+             for source, count in report.send_time_sources.most_common()])),
+        **{f"send_time_{arm}_messages": dg.MetadataValue.int(totals[arm]) for arm in arms},
     }
 
 

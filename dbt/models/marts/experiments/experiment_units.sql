@@ -7,7 +7,7 @@
 {%- set window = var('conversion_window_hours') %}
 
 with units as (
-    select campaign_id, run_key, customer_id, arm, phase, anchor_at, assigned_at
+    select campaign_id, run_key, customer_id, arm, phase, anchor_at, assigned_at, send_time_arm
     from {{ ref('stg_ops__campaign_assignments') }}
     where arm is not null
 ),
@@ -65,6 +65,7 @@ select
     cast(exposed.arm as varchar) as arm,
     cast(exposed.phase as varchar) as phase,
     cast(exposed.arm = 'holdout' as boolean) as is_holdout,
+    cast(exposed.send_time_arm as varchar) as send_time_arm,
     cast(exposed.message_id as varchar) as message_id,
     cast(exposed.assigned_at as timestamp) as assigned_at,
     cast(exposed.window_start_at as timestamp) as window_start_at,

@@ -1,0 +1,1 @@
+"""Plain-Python predictive layer: send-time optimization and propensity."""

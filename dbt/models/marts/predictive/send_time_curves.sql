@@ -1,0 +1,141 @@
+-- Response rate by local hour of week, for everybody ('_all') and per segment: how mail delivered at
+-- that slot did, not when people happened to engage (docs/design/predictive.md, section 3).
+-- Exposures and responses are smoothed with a circular kernel (23:00 and 00:00 are neighbours; the same
+-- weekday weighs twice, the same kind of day once), then each level is shrunk toward the one above:
+--   global  (R + m_g * overall rate) / (N + m_g)
+--   segment (R_seg + m_s * global) / (N_seg + m_s)
+-- Integers until the last division, so DuckDB and PostgreSQL agree to the last bit.
+{% set reach = var('send_time_kernel_hours') %}
+with exposures as (
+    select
+        exposures.local_dow,
+        exposures.local_hour,
+        coalesce(segments.segment_key, 'unknown') as segment_key,
+        case when exposures.is_responded then 1 else 0 end as responded
+    from {{ ref('int_send_time_exposures') }} as exposures
+    left join {{ ref('customer_segments') }} as segments on segments.customer_id = exposures.customer_id
+    where exposures.is_settled
+),
+
+raw as (
+    select
+        segment_key as level_key,
+        local_dow,
+        local_hour,
+        count(*) as exposures,
+        sum(responded) as responses
+    from exposures
+    group by segment_key, local_dow, local_hour
+    union all
+    select
+        '_all' as level_key,
+        local_dow,
+        local_hour,
+        count(*) as exposures,
+        sum(responded) as responses
+    from exposures
+    group by local_dow, local_hour
+),
+
+level_totals as (
+    select
+        level_key,
+        sum(exposures) as level_exposures,
+        sum(responses) as level_responses
+    from raw
+    group by level_key
+),
+
+grid as (
+    select
+        level_totals.level_key,
+        level_totals.level_exposures,
+        local_dow_series.local_dow,
+        local_hour_series.local_hour
+    from level_totals
+    cross join {{ integer_series(1, 7, 'local_dow') }}
+    cross join {{ integer_series(0, 23, 'local_hour') }}
+),
+
+smoothed as (
+    select
+        grid.level_key,
+        grid.level_exposures,
+        grid.local_dow,
+        grid.local_hour,
+        coalesce(sum(
+            case when raw.local_dow = grid.local_dow and raw.local_hour = grid.local_hour then raw.exposures end
+        ), 0) as exposures,
+        coalesce(sum(
+            case when raw.local_dow = grid.local_dow and raw.local_hour = grid.local_hour then raw.responses end
+        ), 0) as responses,
+        coalesce(sum(
+            ({{ reach }} + 1 - {{ circular_hour_distance('raw.local_hour', 'grid.local_hour') }})
+            * (case when raw.local_dow = grid.local_dow then 2 else 1 end) * raw.exposures
+        ), 0) as smoothed_exposures,
+        coalesce(sum(
+            ({{ reach }} + 1 - {{ circular_hour_distance('raw.local_hour', 'grid.local_hour') }})
+            * (case when raw.local_dow = grid.local_dow then 2 else 1 end) * raw.responses
+        ), 0) as smoothed_responses
+    from grid
+    left join raw
+        on raw.level_key = grid.level_key
+        and {{ circular_hour_distance('raw.local_hour', 'grid.local_hour') }} <= {{ reach }}
+        and (raw.local_dow = grid.local_dow or (raw.local_dow >= 6) = (grid.local_dow >= 6))
+    group by grid.level_key, grid.level_exposures, grid.local_dow, grid.local_hour
+),
+
+overall as (
+    select level_exposures as overall_exposures, level_responses as overall_responses
+    from level_totals
+    where level_key = '_all'
+),
+
+global_curve as (
+    -- (R + m * r_all / n_all) / (N + m), written over one common denominator
+    select
+        smoothed.*,
+        cast(
+            smoothed.smoothed_responses * overall.overall_exposures
+            + {{ var('send_time_prior_global') }} * overall.overall_responses as double precision
+        ) / cast(
+            (smoothed.smoothed_exposures + {{ var('send_time_prior_global') }}) * overall.overall_exposures
+            as double precision
+        ) as rate
+    from smoothed
+    cross join overall
+    where smoothed.level_key = '_all'
+)
+
+select
+    cast(level_key as varchar) as level_key,
+    cast('global' as varchar) as level,
+    local_dow,
+    local_hour,
+    cast(level_exposures as bigint) as level_exposures,
+    cast(exposures as bigint) as exposures,
+    cast(responses as bigint) as responses,
+    cast(smoothed_exposures as bigint) as smoothed_exposures,
+    cast(smoothed_responses as bigint) as smoothed_responses,
+    rate,
+    level_exposures >= {{ var('send_time_min_global_exposures') }} as has_enough_evidence
+from global_curve
+union all
+select
+    cast(segment.level_key as varchar) as level_key,
+    cast('segment' as varchar) as level,
+    segment.local_dow,
+    segment.local_hour,
+    cast(segment.level_exposures as bigint) as level_exposures,
+    cast(segment.exposures as bigint) as exposures,
+    cast(segment.responses as bigint) as responses,
+    cast(segment.smoothed_exposures as bigint) as smoothed_exposures,
+    cast(segment.smoothed_responses as bigint) as smoothed_responses,
+    (segment.smoothed_responses + {{ var('send_time_prior_segment') }} * global_curve.rate)
+    / cast(segment.smoothed_exposures + {{ var('send_time_prior_segment') }} as double precision) as rate,
+    segment.level_exposures >= {{ var('send_time_min_segment_exposures') }} as has_enough_evidence
+from smoothed as segment
+join global_curve
+    on global_curve.local_dow = segment.local_dow
+    and global_curve.local_hour = segment.local_hour
+where segment.level_key <> '_all'
