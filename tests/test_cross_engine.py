@@ -18,7 +18,7 @@ COMPARED = [
     "marts.customer_identities", "marts.identity_resolution_audit", "marts.dim_customers",
     "marts.customer_features", "marts.customer_segments", "marts.product_recommendations",
     "marts.consent_status", "marts.send_eligibility", "intermediate.int_send_time_exposures",
-    "marts.send_time_curves", "marts.customer_send_times",
+    "marts.send_time_curves", "marts.customer_send_times", "intermediate.int_propensity_examples",
 ]
 
 

@@ -100,7 +100,8 @@ def test_lineage_tells_the_whole_story_with_names_a_person_can_tell_apart(prepar
     keys = list(graph.materializable_asset_keys)
     assert not [k for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable], "no external stubs"
     assert {graph.get(k).group_name for k in keys} <= {"ingest", "warehouse", "campaigns", "activation",
-                                                      "engagement", "experiments", "analytics", "journeys"}
+                                                      "engagement", "experiments", "analytics", "journeys",
+                                                      "predictive"}
     # The graph labels a node with its key's last part: no two nodes read the same.
     labels = [k.path[-1] for k in keys]
     assert len(labels) == len(set(labels)), sorted(label for label in labels if labels.count(label) > 1)
