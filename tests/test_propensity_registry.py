@@ -22,7 +22,7 @@ def test_two_training_runs_at_once_register_one_version_per_model(built_warehous
                              env=environment, cwd=project_root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True) for _ in range(2)]
     outputs = [run.communicate(timeout=300)[0] for run in runs]
-    assert all(run.returncode == 0 for run in runs), outputs
+    assert all(run.returncode == 0 for run in runs), "\n".join(outputs)
     with Warehouse(settings).connect() as conn:
         rows = conn.fetchall("SELECT model_name, version, artifact_path FROM ops.model_registry ORDER BY model_name")
     assert [(name, version) for name, version, _ in rows] == [("click_7d", 1), ("converted_7d", 1)]

@@ -46,7 +46,14 @@ class ModelVersion:
     trained_at: datetime
 
 
+_DDL_LOCK = 7_362_006  # PostgreSQL advisory lock key (reverse_etl/suppressions.py 7_362_005): one creator at a time
+
+
 def ensure_registry(conn: Connection) -> None:
+    if conn.table_exists("ops", "model_registry"):
+        return
+    if conn.kind == "postgres":  # two runs creating the table at once collide in PostgreSQL's catalog
+        conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
     conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
     conn.create_table(TABLE, COLUMNS)
     conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS model_registry__model_name__version ON {TABLE} "
