@@ -67,7 +67,8 @@
     least(abs({{ hour_a }} - {{ hour_b }}), 24 - abs({{ hour_a }} - {{ hour_b }}))
 {%- endmacro %}
 
-{#- A constant table of the integers first..last in one column, e.g. the hours of the day. -#}
-{% macro integer_series(first, last, column) -%}
-    (values {% for number in range(first, last + 1) %}({{ number }}){{ ", " if not loop.last }}{% endfor %}) as {{ column }}_series ({{ column }})
+{#- A constant table of the integers first..last in one column, e.g. the hours of the day, named
+    `alias` (default <column>_series). -#}
+{% macro integer_series(first, last, column, alias=none) -%}
+    (values {% for number in range(first, last + 1) %}({{ number }}){{ ", " if not loop.last }}{% endfor %}) as {{ alias or column ~ '_series' }} ({{ column }})
 {%- endmacro %}

@@ -28,3 +28,17 @@
         analyze {{ this }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- For a model whose CTEs PostgreSQL cannot estimate (a CTE scan counts as a few rows whatever it holds),
+    so it would nest loops over tens of thousands of rows: hash and merge joins only, for this model's
+    statement (SET LOCAL). DuckDB plans these itself. -#}
+{% macro without_nested_loops() -%}
+    {{ return(adapter.dispatch('without_nested_loops', 'mailroom')()) }}
+{%- endmacro %}
+
+{% macro default__without_nested_loops() -%}
+{%- endmacro %}
+
+{% macro postgres__without_nested_loops() -%}
+    set local enable_nestloop = off
+{%- endmacro %}

@@ -6,7 +6,8 @@
 --   lift(h) = (Y(h) + m * level) / (E(h) + m), Y and E the kernel-smoothed responses and expectations.
 -- The score of an instant is segment rate(day, hour) * lift(hour). source says which level a planner
 -- should trust: customer (enough own evidence), segment, global, or fixed (too little data anywhere).
-{% set reach = var('send_time_kernel_hours') %}
+{{ config(pre_hook="{{ mailroom.without_nested_loops() }}") }}
+{% set reach = var('send_time_kernel_hours') | int %}
 with curves as (
     select level_key, local_dow, local_hour, rate, has_enough_evidence
     from {{ ref('send_time_curves') }}
@@ -53,27 +54,45 @@ customers as (
     group by expected.customer_id, expected.segment_key
 ),
 
+spread as (
+    -- each delivery lends its response and expectation to the hours within reach, weighted 3, 2, 1
+    -- (an equality join below instead of a range join: linear in the deliveries)
+    select
+        expected.customer_id,
+        ((expected.local_hour + hour_offset_series.hour_offset) % 24 + 24) % 24 as local_hour,
+        {{ reach }} + 1 - abs(hour_offset_series.hour_offset) as weight,
+        case when hour_offset_series.hour_offset = 0 then 1 else 0 end as is_exact,
+        expected.responded,
+        expected.expected_ppm
+    from expected
+    cross join {{ integer_series(-reach, reach, 'hour_offset') }}
+),
+
+smoothed as (
+    select
+        customer_id,
+        local_hour,
+        sum(is_exact) as hour_exposures,
+        sum(is_exact * responded) as hour_responses,
+        sum(weight * responded) as smoothed_responses,
+        sum(weight * expected_ppm) as smoothed_expected_ppm
+    from spread
+    group by customer_id, local_hour
+),
+
 by_hour as (
     select
         customers.customer_id,
         local_hour_series.local_hour,
-        coalesce(sum(case when expected.local_hour = local_hour_series.local_hour then 1 end), 0) as hour_exposures,
-        coalesce(sum(case when expected.local_hour = local_hour_series.local_hour then expected.responded end), 0)
-            as hour_responses,
-        coalesce(sum(
-            ({{ reach }} + 1 - {{ circular_hour_distance('expected.local_hour', 'local_hour_series.local_hour') }})
-            * expected.responded
-        ), 0) as smoothed_responses,
-        coalesce(sum(
-            ({{ reach }} + 1 - {{ circular_hour_distance('expected.local_hour', 'local_hour_series.local_hour') }})
-            * expected.expected_ppm
-        ), 0) as smoothed_expected_ppm
+        coalesce(smoothed.hour_exposures, 0) as hour_exposures,
+        coalesce(smoothed.hour_responses, 0) as hour_responses,
+        coalesce(smoothed.smoothed_responses, 0) as smoothed_responses,
+        coalesce(smoothed.smoothed_expected_ppm, 0) as smoothed_expected_ppm
     from customers
     cross join {{ integer_series(0, 23, 'local_hour') }}
-    left join expected
-        on expected.customer_id = customers.customer_id
-        and {{ circular_hour_distance('expected.local_hour', 'local_hour_series.local_hour') }} <= {{ reach }}
-    group by customers.customer_id, local_hour_series.local_hour
+    left join smoothed
+        on smoothed.customer_id = customers.customer_id
+        and smoothed.local_hour = local_hour_series.local_hour
 ),
 
 levels as (

@@ -5,7 +5,7 @@
 --   global  (R + m_g * overall rate) / (N + m_g)
 --   segment (R_seg + m_s * global) / (N_seg + m_s)
 -- Integers until the last division, so DuckDB and PostgreSQL agree to the last bit.
-{% set reach = var('send_time_kernel_hours') %}
+{% set reach = var('send_time_kernel_hours') | int %}
 with exposures as (
     select
         exposures.local_dow,
@@ -57,32 +57,53 @@ grid as (
     cross join {{ integer_series(0, 23, 'local_hour') }}
 ),
 
+spread as (
+    -- each slot lends its counts to the slots within reach: hours weighted 3, 2, 1, the same weekday
+    -- twice and the same kind of day (weekday or weekend) once (an equality join below, not a range join)
+    select
+        raw.level_key,
+        target.local_dow,
+        ((raw.local_hour + hour_offset_series.hour_offset) % 24 + 24) % 24 as local_hour,
+        ({{ reach }} + 1 - abs(hour_offset_series.hour_offset))
+        * (case when raw.local_dow = target.local_dow then 2 else 1 end) as weight,
+        case when raw.local_dow = target.local_dow and hour_offset_series.hour_offset = 0 then 1 else 0 end
+            as is_exact,
+        raw.exposures,
+        raw.responses
+    from raw
+    cross join {{ integer_series(-reach, reach, 'hour_offset') }}
+    cross join {{ integer_series(1, 7, 'local_dow', 'target') }}
+    where raw.local_dow = target.local_dow or (raw.local_dow >= 6) = (target.local_dow >= 6)
+),
+
+spread_totals as (
+    select
+        level_key,
+        local_dow,
+        local_hour,
+        sum(is_exact * exposures) as exposures,
+        sum(is_exact * responses) as responses,
+        sum(weight * exposures) as smoothed_exposures,
+        sum(weight * responses) as smoothed_responses
+    from spread
+    group by level_key, local_dow, local_hour
+),
+
 smoothed as (
     select
         grid.level_key,
         grid.level_exposures,
         grid.local_dow,
         grid.local_hour,
-        coalesce(sum(
-            case when raw.local_dow = grid.local_dow and raw.local_hour = grid.local_hour then raw.exposures end
-        ), 0) as exposures,
-        coalesce(sum(
-            case when raw.local_dow = grid.local_dow and raw.local_hour = grid.local_hour then raw.responses end
-        ), 0) as responses,
-        coalesce(sum(
-            ({{ reach }} + 1 - {{ circular_hour_distance('raw.local_hour', 'grid.local_hour') }})
-            * (case when raw.local_dow = grid.local_dow then 2 else 1 end) * raw.exposures
-        ), 0) as smoothed_exposures,
-        coalesce(sum(
-            ({{ reach }} + 1 - {{ circular_hour_distance('raw.local_hour', 'grid.local_hour') }})
-            * (case when raw.local_dow = grid.local_dow then 2 else 1 end) * raw.responses
-        ), 0) as smoothed_responses
+        coalesce(spread_totals.exposures, 0) as exposures,
+        coalesce(spread_totals.responses, 0) as responses,
+        coalesce(spread_totals.smoothed_exposures, 0) as smoothed_exposures,
+        coalesce(spread_totals.smoothed_responses, 0) as smoothed_responses
     from grid
-    left join raw
-        on raw.level_key = grid.level_key
-        and {{ circular_hour_distance('raw.local_hour', 'grid.local_hour') }} <= {{ reach }}
-        and (raw.local_dow = grid.local_dow or (raw.local_dow >= 6) = (grid.local_dow >= 6))
-    group by grid.level_key, grid.level_exposures, grid.local_dow, grid.local_hour
+    left join spread_totals
+        on spread_totals.level_key = grid.level_key
+        and spread_totals.local_dow = grid.local_dow
+        and spread_totals.local_hour = grid.local_hour
 ),
 
 overall as (
