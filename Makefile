@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-identity bench-experiments bench-journeys quality-docs clean clean-data
+.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-identity bench-experiments bench-journeys bench-predictive quality-docs clean clean-data
 
 install: $(INSTALLED)
 
@@ -106,6 +106,11 @@ bench-experiments: prepare
 # as 20 files on a SCALE-customer warehouse, on WAREHOUSES (default duckdb; duckdb,postgres for both).
 bench-journeys: prepare
 	$(BIN)/python -m benchmarks.journeys_latency --scale $(SCALE) --seed $(SEED) --warehouses $(WAREHOUSES)
+
+# The predictive layer at SCALE customers on DuckDB: the send-time and propensity models' dbt time,
+# planning a campaign's send times, training and scoring the propensity models.
+bench-predictive: prepare
+	$(BIN)/python -m benchmarks.predictive --scale $(SCALE) --seed $(SEED)
 
 clean-data:
 	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs data/outbox data/crm.sqlite data/previews data/logs

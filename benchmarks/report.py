@@ -28,6 +28,7 @@ def write_report(results_dir: Path, target: Path) -> None:
     experiments = [r for r in every if "readout" in r]
     suites = [r for r in every if "test_suite" in r]
     journeys = [r for r in every if "latency_seconds" in r]
+    predictive = [r for r in every if "predictive" in r]
     lines = [HEADER]
     machines = sorted({summary({**r["machine"], "postgres": None}) for r in every})
     servers = sorted({r["machine"]["postgres"] for r in results if r["machine"].get("postgres")})
@@ -59,6 +60,7 @@ def write_report(results_dir: Path, target: Path) -> None:
     lines.extend(_send_lines(results))
     lines.extend(_experiment_lines(experiments))
     lines.extend(_journey_lines(journeys))
+    lines.extend(_predictive_lines(predictive))
     lines.extend(_suite_lines(suites))
     target.write_text("\n".join(lines) + "\n")
 
@@ -155,6 +157,39 @@ def _journey_lines(results: list[dict]) -> list[str]:
                      f"| {result['fast_path_runs']} | {medians['queued_seconds']:.1f} | {medians['run_seconds']:.1f} "
                      f"| {medians.get('mailroom_dbt_models', 0):.1f} | {result['recorded']} |")
     return lines
+
+
+def _predictive_lines(results: list[dict]) -> list[str]:
+    """`make bench-predictive`: the send-time and propensity models' dbt time, planning send times for a
+    campaign's audience, training both propensity models and scoring every customer
+    (benchmarks/predictive.py)."""
+    if not results:
+        return []
+    lines = ["", "## Predictive layer\n",
+             "Each stage in its own process (peak memory is its own); dbt model seconds from dbt's log.\n",
+             "| customers | warehouse | stage | seconds | peak MiB | rows or result | recorded |",
+             "|---:|---|---|---:|---:|---|---|"]
+    for result in sorted(results, key=lambda r: r["scale"]):
+        for stage, figures in result["predictive"].items():
+            model = stage.removeprefix("dbt model ")
+            detail = _number(result["rows"][model]) if model in result["rows"] else \
+                ", ".join(f"{k} {v}" for k, v in _flat(figures.get("result", {})).items())
+            seconds, memory = figures.get("seconds"), figures.get("peak_memory_mib")
+            seconds = "" if seconds is None else f"{seconds:.1f}"
+            memory = "" if memory is None else f"{memory:.0f}"
+            lines.append(f"| {_number(result['scale'])} | {result['warehouse']} | {stage} | {seconds} | {memory} "
+                         f"| {detail} | {result['recorded_at'][:10]} |")
+    return lines
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key} ")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _number(value) -> str:
