@@ -110,7 +110,7 @@ def render_campaign_messages(
     for customer_id, email, first_name, tz_name, segment_key, best_hour, eligible, reason in candidates:
         if remainder_only and state.run_units.get(customer_id, (None, None))[1] != PHASE_REMAINDER:
             continue
-        variant = None
+        variant, planned = None, None
         if eligible:
             report.audience += 1
             sticky = state.assignments.get(customer_id)
@@ -143,7 +143,7 @@ def render_campaign_messages(
                 customer_id=customer_id, email=email, first_name=first_name, content=words,
                 products=state.products.get(customer_id, ()),
             )
-            planned = plan(customer_id, tz_name, segment_key, best_hour)
+            planned = planned or plan(customer_id, tz_name, segment_key, best_hour)  # planned above on entry
             messages.append((
                 message.message_id, campaign.campaign_id, run_key, customer_id, variant, segment_key, content_key,
                 email, message.subject, message.preheader, message.html, message.text, json.dumps(message.headers),
