@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dagster_project.experiments.spec import ExperimentSpec, parse_experiment
 from dagster_project.personalization.variants import Variant, validate_variants
+from dagster_project.predictive.audience import PropensityFilter, parse_audience
 from dagster_project.predictive.spec import SendTimeSpec, parse_send_time
 
 CAMPAIGN_TYPES = ("batch", "trigger", "journey")  # journey: sent only by a journey's send step
@@ -52,6 +53,7 @@ class Campaign:
     send_window: tuple[int, int]
     experiment: ExperimentSpec | None = None
     send_time: SendTimeSpec = SendTimeSpec("best_hour", fixed_hour=10)  # today's behaviour (10: 8-20's default)
+    audience: PropensityFilter | None = None  # leave out customers unlikely to respond (meta.campaign.audience)
 
     @property
     def weighted_variants(self) -> list[Variant]:
@@ -136,4 +138,5 @@ def _campaign(node: dict, spec: dict) -> Campaign:
         send_window=(start, end),
         experiment=parse_experiment(spec.get("experiment"), [v.variant_id for v in variants], spec["type"], fail),
         send_time=parse_send_time(spec.get("send_time"), spec["type"], (start, end), fail),
+        audience=parse_audience(spec.get("audience"), spec["type"], fail),
     )

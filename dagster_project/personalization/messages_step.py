@@ -2,8 +2,9 @@
 
 Every candidate is accounted for: a message, the holdout (ops.variant_assignments), the remainder
 waiting for an experiment's winner, or a row in ops.campaign_suppressions with the reason (ineligible
-per send_eligibility, cooldown, no content). Every eligible candidate's arm and phase in the run is
-recorded once in ops.campaign_assignments: the experiment units the readouts count.
+per send_eligibility, left out by the campaign's propensity filter, cooldown, no content). Every
+eligible candidate's arm and phase in the run is recorded once in ops.campaign_assignments: the
+experiment units the readouts count.
 Re-running the same run renders nothing twice: a customer who already has a message for the run
 keeps it, and a unique key on (campaign, run, customer) refuses a second one.
 """
@@ -32,6 +33,7 @@ from dagster_project.personalization.variants import (
     assign_variant,
     in_test_fraction,
 )
+from dagster_project.predictive.audience import LOW_PROPENSITY, FilterOutcome, low_propensity, read_scores
 from dagster_project.predictive.send_time_plan import PlannedSend, SendTimePlanner
 from dagster_project.settings import load_quiet_hours
 from dagster_project.timezones import customer_zone
@@ -58,6 +60,7 @@ class MessagesReport:
     decide_by: datetime | None = None  # a waiting remainder's decision deadline (UTC)
     send_hours: Counter = field(default_factory=Counter)  # (send-time arm or "all", local hour) -> messages
     send_time_sources: Counter = field(default_factory=Counter)  # the optimized arm's evidence -> messages
+    audience_filter: FilterOutcome | None = None  # meta.campaign.audience: who it left out of this pass
 
 
 @dataclass
@@ -92,6 +95,10 @@ def render_campaign_messages(
             f"ineligible_reason from {campaign.relation} order by customer_id"
         )
         state = _run_state(conn, campaign, run_key, reference_utc, now)
+        if campaign.audience:
+            report.audience_filter = low_propensity(
+                campaign.audience, [row[0] for row in candidates if row[6] and row[0] not in state.run_units],
+                read_scores(conn, campaign.audience, campaign.campaign_id))
         planner = None
         if campaign.send_time.mode != "best_hour":
             planner = SendTimePlanner(conn, campaign.send_time, campaign.salt, run_key, reference_utc,
@@ -110,6 +117,8 @@ def render_campaign_messages(
     for customer_id, email, first_name, tz_name, segment_key, best_hour, eligible, reason in candidates:
         if remainder_only and state.run_units.get(customer_id, (None, None))[1] != PHASE_REMAINDER:
             continue
+        if report.audience_filter and customer_id in report.audience_filter.excluded:
+            eligible, reason = False, LOW_PROPENSITY  # before assignment: the arms split the narrowed audience
         variant, planned = None, None
         if eligible:
             report.audience += 1

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from dagster_project.personalization.content import ContentUnit
-from dagster_project.warehouse import Connection, columns
+from dagster_project.warehouse import Column, Connection, columns
 
 CONTENT = columns(
     "content_key:VARCHAR campaign_id:VARCHAR segment_key:VARCHAR variant_id:VARCHAR writer:VARCHAR "
@@ -90,7 +90,11 @@ def ensure_ops_tables(conn: Connection) -> None:
 def bulk_insert(conn: Connection, table: str, rows: Iterable[Sequence]) -> int:
     """Insert rows (in TABLES[table] column order) with one bulk load; returns the row count. A row
     may stop early: the columns after its last value are NULL (a column a later release added)."""
-    columns = TABLES[table]
+    return insert_rows(conn, table, TABLES[table], rows)
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[Column], rows: Iterable[Sequence]) -> int:
+    """bulk_insert for any table with `columns`: one CSV bulk load (floats keep every bit: csv writes repr)."""
     with tempfile.TemporaryDirectory(prefix="mailroom-ops-") as scratch:
         path = Path(scratch) / "rows.csv"
         count = 0

@@ -1,8 +1,10 @@
 """ops.model_registry: every trained version of a propensity model, with what it was trained on, how it
 did on held-out time against the recency-frequency baseline, where its artifact is, and its status.
 
-status: serving (scores are read from it), candidate (passed the offline gate, waiting to serve),
-rejected (did not beat the baseline on held-out time), retired, rolled_back.
+status: serving (campaigns use its scores), candidate (passed the offline gate, waiting for a trial),
+canary (on trial: it serves a share of customers until the roll-out promotes or rolls it back; see
+predictive/rollout.py), rejected (did not beat the baseline on held-out time), retired (replaced by a
+better version, or superseded before its trial), rolled_back (did worse online than the serving one).
 
 A version is registered once per (model, data fingerprint, code version): training again on the same
 data registers nothing. Two processes training at once insert one row (ON CONFLICT DO NOTHING on
@@ -24,7 +26,8 @@ COLUMNS = columns(
     "test_cutoff:TIMESTAMP data_fingerprint:VARCHAR code_version:VARCHAR artifact_path:VARCHAR "
     "artifact_sha256:VARCHAR trained_at:TIMESTAMP"
 )
-SERVING, CANDIDATE, REJECTED = "serving", "candidate", "rejected"
+SERVING, CANDIDATE, CANARY, REJECTED = "serving", "candidate", "canary", "rejected"
+RETIRED, ROLLED_BACK = "retired", "rolled_back"
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,23 @@ class ModelVersion:
 _DDL_LOCK = 7_362_006  # PostgreSQL advisory lock key (reverse_etl/suppressions.py 7_362_005): one creator at a time
 
 
-def ensure_registry(conn: Connection) -> None:
-    if conn.table_exists("ops", "model_registry"):
+def ensure_table(conn: Connection, table: str, table_columns, unique_keys: list[tuple[str, ...]]) -> None:
+    """Create an ops table of the predictive layer with its unique keys, unless it exists. Two runs creating a
+    table at once collide in PostgreSQL's catalog (pg_type's unique index, even with IF NOT EXISTS), so the
+    creators take turns, each holding an advisory lock until its transaction ends."""
+    schema, name = table.split(".")
+    if conn.table_exists(schema, name):
         return
-    if conn.kind == "postgres":  # two runs creating the table at once collide in PostgreSQL's catalog
+    if conn.kind == "postgres":
         conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
-    conn.execute("CREATE SCHEMA IF NOT EXISTS ops")
-    conn.create_table(TABLE, COLUMNS)
-    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS model_registry__model_name__version ON {TABLE} "
-                 "(model_name, version)")
-    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS model_registry__model_name__data_fingerprint__code_version "
-                 f"ON {TABLE} (model_name, data_fingerprint, code_version)")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.create_table(table, table_columns)
+    for key in unique_keys:
+        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__{'__'.join(key)} ON {table} ({', '.join(key)})")
+
+
+def ensure_registry(conn: Connection) -> None:
+    ensure_table(conn, TABLE, COLUMNS, [("model_name", "version"), ("model_name", "data_fingerprint", "code_version")])
 
 
 def trained_on(conn: Connection, model_name: str, data_fingerprint: str, code_version: str) -> ModelVersion | None:
@@ -103,6 +112,22 @@ def serving(conn: Connection, model_name: str) -> ModelVersion | None:
     rows = conn.fetchall(f"SELECT {_READ} FROM {TABLE} WHERE model_name = ? AND status = ? "
                          "ORDER BY version DESC LIMIT 1", [model_name, SERVING])
     return _version(rows[0]) if rows else None
+
+
+def canary(conn: Connection, model_name: str) -> ModelVersion | None:
+    """The version on trial, if any (the roll-out keeps at most one)."""
+    if not conn.table_exists("ops", "model_registry"):
+        return None
+    rows = conn.fetchall(f"SELECT {_READ} FROM {TABLE} WHERE model_name = ? AND status = ? "
+                         "ORDER BY version DESC LIMIT 1", [model_name, CANARY])
+    return _version(rows[0]) if rows else None
+
+
+def change_status(conn: Connection, model_name: str, version: int, from_status: str, to_status: str) -> bool:
+    """Move a version from one status to another; False when it was no longer in `from_status` (a concurrent
+    run moved it first: PostgreSQL re-checks the condition after the other transaction commits)."""
+    return conn.execute(f"UPDATE {TABLE} SET status = ? WHERE model_name = ? AND version = ? AND status = ?",
+                        [to_status, model_name, version, from_status]) == 1
 
 
 def versions(conn: Connection, model_name: str) -> list[ModelVersion]:

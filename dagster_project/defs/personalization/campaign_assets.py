@@ -103,13 +103,15 @@ def build_campaign_assets(campaign: Campaign) -> list[dg.AssetsDefinition]:
     if campaign.campaign_type == "journey":
         return [content]  # its messages are rendered by the journey step that sends it (defs/journeys)
 
-    product_deps = []
+    model_deps = []  # what the messages read besides the audience: products, propensity scores
     if campaign.product_source:
-        product_deps.append(get_asset_key_for_model([mailroom_dbt_models], campaign.product_source[0].split(".")[1]))
+        model_deps.append(get_asset_key_for_model([mailroom_dbt_models], campaign.product_source[0].split(".")[1]))
+    if campaign.audience:
+        model_deps.append(get_asset_key_for_model([mailroom_dbt_models], "customer_propensity"))
 
     @dg.asset(
         key=messages_key(campaign),
-        deps=[content_key(campaign), audience, *product_deps],
+        deps=[content_key(campaign), audience, *model_deps],
         kinds={"python", "jinja"},
         **shared,
         description=f"One rendered message per eligible customer of campaign {campaign.campaign_id} and run "

@@ -118,11 +118,26 @@ def messages_metadata(report: MessagesReport) -> dict:
         **({"next_deadline": dg.MetadataValue.timestamp(report.decide_by.replace(tzinfo=timezone.utc))}
            if report.decide_by else {}),
         **_send_time_metadata(report),
+        **_audience_filter_metadata(report),
         **({"bandit_variant_shares": dg.MetadataValue.md(_table(
             ["variant", "share of the run"],
             [[_cell(variant), _percent(weight)] for variant, weight in sorted(report.variant_weights.items())]))}
            if report.variant_weights else {}),
     }
+
+
+def _audience_filter_metadata(report: MessagesReport) -> dict:
+    """meta.campaign.audience: how many eligible customers the propensity filter looked at and left out."""
+    outcome = report.audience_filter
+    if outcome is None:
+        return {}
+    text = (f"**{outcome.description}**: {len(outcome.excluded):,} of {outcome.scored:,} scored eligible customers "
+            f"left out (suppressed as low_propensity).")
+    if outcome.unscored:
+        text += (f" {outcome.unscored:,} eligible customers have no score yet and were kept"
+                 + (" (no model serves yet: run the propensity_refresh job)." if not outcome.scored else "."))
+    return {"audience_filter": dg.MetadataValue.md(text),
+            "left_out_by_propensity": dg.MetadataValue.int(len(outcome.excluded))}
 
 
 SEND_TIME_ARMS = ("optimized", "explore", "fixed")
