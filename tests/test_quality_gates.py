@@ -104,9 +104,9 @@ def run_with_downstream_probe() -> tuple[dg.ExecuteInProcessResult, list]:
     from dagster_project.defs.activation.ops_assets import ops_table_keys
     from dagster_project.defs.personalization.campaign_assets import batch_campaign_assets, load_campaigns
 
-    # The daily job's assets (not the ops tables' or batch campaigns') and the probe.
+    # The daily job's assets (not the ops tables', batch campaigns' or the predictive models') and the probe.
     selection = (dg.AssetSelection.all() - batch_campaign_assets(load_campaigns())
-                 - dg.AssetSelection.assets(*ops_table_keys()))
+                 - dg.AssetSelection.assets(*ops_table_keys()) - dg.AssetSelection.groups("predictive"))
     defs = dg.Definitions.merge(
         load_definitions(),
         dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", selection)]),

@@ -19,7 +19,7 @@ def daily_pipeline() -> dg.Definitions:
         # deliver_due_messages refresh them; the dbt build here reads the tables as they are.
         selection=dg.AssetSelection.all() - batch_campaign_assets(campaigns)
         - dg.AssetSelection.assets(*ops_table_keys())
-        # Model training has its own weekly job (defs/predictive).
+        # The propensity models' training, scoring and roll-out have their own weekly job (defs/predictive).
         - dg.AssetSelection.groups("predictive")
         # Every campaign's guards, after dbt has counted the day's bounces and complaints (a weekly
         # campaign's arrive in the days after it sent): a pause holds its next sends.
