@@ -9,7 +9,9 @@ process so its peak memory is its own:
   plan    weekly_picks' send times for every eligible customer (send_time: optimized), as the messages
           step plans them: the marts read once, candidates per timezone, an argmax per customer
   train   both propensity models on intermediate.int_propensity_examples (2 threads), registered
-  score   the serving click model over every customer's latest cutoff
+  score   both serving models over every customer's latest cutoff, into ops.propensity_scores (and the two
+          cutoffs before it, a backfill, so the online metrics have closed windows)
+and then dbt's marts.customer_propensity and marts.propensity_online_metrics over those scores.
 
 Writes benchmarks/results/predictive-<scale>-duckdb.json and rebuilds BENCHMARKS.md. No target is
 asserted; the figures are for reading.
@@ -35,6 +37,8 @@ from dagster_project.resources import dbt_executable
 DBT_SELECTION = ["+customer_send_times", "+int_propensity_examples", "+campaign_weekly_picks"]
 PREDICTIVE_MODELS = ("intermediate.int_send_time_exposures", "marts.send_time_curves", "marts.customer_send_times",
                      "intermediate.int_propensity_examples")
+# Built after scoring, from ops.propensity_scores.
+SCORE_MODELS = ("marts.customer_propensity", "marts.propensity_online_metrics")
 
 
 def plan() -> dict:
@@ -74,20 +78,24 @@ def train() -> dict:
 
 
 def score() -> dict:
-    from dagster_project.predictive import registry
-    from dagster_project.predictive.propensity import load_model, predict
-    from dagster_project.predictive.training import read_examples
+    """The latest cutoff, timed on its own, then the two before it as a backfill, so the online metrics have
+    closed windows to measure."""
+    from dagster_project.predictive.scoring import score_latest_cutoff
     from dagster_project.settings import load_settings
     from dagster_project.warehouse import Warehouse
 
-    with Warehouse(load_settings()).connect() as conn:
-        version = registry.serving(conn, "click_7d") or registry.versions(conn, "click_7d")[0]
-        examples = read_examples(conn)
-    latest = examples[examples["cutoff_at"] == examples["cutoff_at"].max()]
+    warehouse, now = Warehouse(load_settings()), datetime.now(timezone.utc).replace(tzinfo=None)
     started = time.perf_counter()
-    probabilities = predict(load_model(version.artifact_path, version.artifact_sha256), latest)
-    return {"customers": len(latest), "mean_probability": round(float(probabilities.mean()), 4),
-            "score_seconds": round(time.perf_counter() - started, 2)}
+    latest = score_latest_cutoff(warehouse, now, progress=lambda _: None)
+    seconds = time.perf_counter() - started
+    with warehouse.connect() as conn:
+        earlier = [row[0] for row in conn.fetchall(
+            "SELECT DISTINCT cutoff_at FROM intermediate.int_propensity_examples WHERE cutoff_at < ? "
+            "ORDER BY cutoff_at DESC LIMIT 2", [latest.cutoff_at])]
+    for cutoff in earlier:
+        score_latest_cutoff(warehouse, now, progress=lambda _: None, cutoff_at=cutoff)
+    return {"customers": latest.customers, "latest_cutoff_seconds": round(seconds, 2),
+            "backfilled_cutoffs": len(earlier)}
 
 
 STAGES = {"plan": plan, "train": train, "score": score}
@@ -117,6 +125,14 @@ def run(scale: int, seed: int) -> dict:
             print(f"[duckdb] {stage} ...", flush=True)
             figures[stage] = _stage(["benchmarks.predictive", stage], env)
             print(f"[duckdb] {stage} {figures[stage]['seconds']}s", flush=True)
+        print("[duckdb] dbt run of the score marts ...", flush=True)
+        marts = measure([dbt_executable(), "run", "--target", "duckdb", "--select", "stg_ops__propensity_scores+"],
+                        env, cwd=ROOT / "dbt")
+        models = _model_seconds(marts.pop("stdout"))
+        for model in SCORE_MODELS:
+            figures[f"dbt model {model}"] = {"seconds": models.get(model)}
+        with _connect(settings) as conn:
+            rows |= {model: int(conn.scalar(f"SELECT count(*) FROM {model}")) for model in SCORE_MODELS}
     return {"recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe(),
             "scale": scale, "seed": seed, "warehouse": "duckdb", "rows": rows, "predictive": figures,
             "sample_data": generated}
