@@ -87,6 +87,9 @@ class Settings:
     # HTML and text previews of each campaign run's messages, one folder per campaign; the receiver
     # serves them read-only at /preview/.
     previews_dir: Path | None = None
+    # Where `audit anchor` appends the audit chain's head (optional): a file the warehouse's writers cannot
+    # change, so a deleted tail or a rewritten chain is detected (dagster_project/privacy/audit.py).
+    audit_anchor_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.warehouse not in WAREHOUSES:
@@ -139,6 +142,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         as_of=_as_of(env.get("MAILROOM_AS_OF") or ""),
         expectations_dir=Path(env.get("MAILROOM_EXPECTATIONS_DIR") or project_root() / "expectations").resolve(),
         previews_dir=Path(previews).resolve() if previews else None,
+        audit_anchor_file=Path(anchors).resolve() if (anchors := env.get("MAILROOM_AUDIT_ANCHOR_FILE")) else None,
     )
 
 
