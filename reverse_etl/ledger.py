@@ -38,7 +38,7 @@ SEND_LEDGER = columns(
     "is_retryable:BOOLEAN provider_message_id:VARCHAR send_at:TIMESTAMP deliver_at:TIMESTAMP "
     "planned_at:TIMESTAMP sending_at:TIMESTAMP finished_at:TIMESTAMP "
     "lease_owner:VARCHAR lease_expires_at:TIMESTAMP provider_batch_id:VARCHAR address_key:VARCHAR "
-    "on_frequency_cap:VARCHAR"
+    "on_frequency_cap:VARCHAR audited_state:VARCHAR"
 )
 # One message per address per campaign run: the md5 of the normalized address (no address in the ledger).
 ADDRESS_KEY = f"md5({normalized_address_sql('m.to_email')})"

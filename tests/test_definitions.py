@@ -101,7 +101,7 @@ def test_lineage_tells_the_whole_story_with_names_a_person_can_tell_apart(prepar
     assert not [k for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable], "no external stubs"
     assert {graph.get(k).group_name for k in keys} <= {"ingest", "warehouse", "campaigns", "activation",
                                                       "engagement", "experiments", "analytics", "journeys",
-                                                      "predictive"}
+                                                      "predictive", "privacy"}
     # The graph labels a node with its key's last part: no two nodes read the same.
     labels = [k.path[-1] for k in keys]
     assert len(labels) == len(set(labels)), sorted(label for label in labels if labels.count(label) > 1)

@@ -34,6 +34,7 @@ from dagster_project.ingest.lookup_indexes import analyze_after_load, ensure_loo
 from dagster_project.ingest.reader import LandingFileError, ReadLimits, landing_files, read_records
 from dagster_project.ingest.sources import SOURCES, Source
 from dagster_project.ingest.values import Clock, Rejected
+from dagster_project.privacy.audit_sources import incoming_counts, record_ingest
 from dagster_project.warehouse import Column, Connection, Warehouse
 
 LINEAGE_COLUMNS = (Column("source_file", "VARCHAR"), Column("source_line", "BIGINT"))
@@ -236,11 +237,14 @@ def _load_spooled(conn: Connection, source: Source, spooled: SpooledFile, loaded
         int(line) for (line,) in conn.fetchall(f"SELECT source_line FROM {incoming} AS incoming WHERE {already_loaded}")
     }
     names = ", ".join(c.name for c in incoming_columns)
+    audited = incoming_counts(conn, source.name, incoming, f"NOT {already_loaded}")
     report.rows_loaded = conn.execute(
         f"INSERT INTO {source.qualified_table} ({names}, loaded_at) "
         f"SELECT {names}, CAST(? AS TIMESTAMP) FROM {incoming} AS incoming WHERE NOT {already_loaded}",
         [loaded_at],
     )
+    record_ingest(conn, source.name, audited, report.file, spooled.digest, report.rows_loaded,
+                  _naive_utc(loaded_at))
     conn.execute(f"DROP TABLE {incoming}")
     if repeated_lines:
         # Rare (a re-delivered file): read those lines again to keep their raw payload.
@@ -249,6 +253,11 @@ def _load_spooled(conn: Connection, source: Source, spooled: SpooledFile, loaded
         report.reasons["duplicate key"] += len(repeated_lines)
     conn.load_csv("raw.quarantine", QUARANTINE_COLUMNS, spooled.rejects_csv)
     report.rows_quarantined = sum(report.reasons.values())
+
+
+def _naive_utc(timestamp: str) -> datetime:
+    moment = datetime.fromisoformat(timestamp)
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _append_rejects(spooled: SpooledFile, source: Source, lines: set[int], reason: str, loaded_at: str,

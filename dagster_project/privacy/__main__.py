@@ -1,7 +1,7 @@
 """python -m dagster_project.privacy audit seal|verify|anchor [--anchors FILE]
 
 The audit chain (ops.audit_log) of the warehouse the MAILROOM_* environment names:
-  seal    chain the entries waiting in ops.audit_pending
+  seal    record the send ledger's new outcomes, then chain every entry waiting in ops.audit_pending
   verify  walk the chain from the first entry and report the first broken link, then check that it reaches
           every anchor in the anchor file (exit code 1 when broken)
   anchor  append the chain's head to the anchor file
@@ -15,7 +15,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dagster_project.privacy.audit import AuditError, read_anchors, seal, verify, write_anchor
+from dagster_project.privacy.audit import AuditError, read_anchors, verify, write_anchor
+from dagster_project.privacy.audit_sources import seal_all
 from dagster_project.settings import load_settings
 from dagster_project.warehouse import Warehouse
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     anchors_file = args.anchors or settings.audit_anchor_file
     try:
         if args.action == "seal":
-            print(f"sealed {seal(warehouse, now):,} entries")
+            swept, sealed = seal_all(warehouse, now)
+            print(f"sealed {sealed:,} entries ({swept:,} ledger rows reached a final state since the last seal)")
             return 0
         if args.action == "anchor":
             if anchors_file is None:
