@@ -317,6 +317,38 @@ def unsubscribe_secret(data_dir: Path, environ: dict[str, str] | None = None) ->
         raise SettingsError(f"{error}; or set {UNSUBSCRIBE_SECRET_VARIABLE}") from None
 
 
+PRIVACY_KEY_VARIABLE = "MAILROOM_PRIVACY_KEY"
+PRIVACY_DEADLINE_VARIABLE = "MAILROOM_PRIVACY_DEADLINE_DAYS"
+
+
+def privacy_key(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
+    """The key of the keyed hashes that stand for a person in privacy records and the audit chain:
+    MAILROOM_PRIVACY_KEY, else a random key created once in the data directory. It is not the unsubscribe
+    secret: rotating that one must never change who an erasure proof matches. Back it up with the warehouse."""
+    env = os.environ if environ is None else environ
+    value = env.get(PRIVACY_KEY_VARIABLE) or ""
+    if value:
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise SettingsError(f"{PRIVACY_KEY_VARIABLE} is {len(value.encode())} bytes long; use at least "
+                                f"{MIN_SECRET_BYTES} random bytes, e.g. generated with {_GENERATE_SECRET}")
+        return value.encode()
+    from dagster_project.key_files import KeyFileError, read_or_create_key
+
+    try:
+        return read_or_create_key(data_dir / ".privacy_key", MIN_SECRET_BYTES)
+    except KeyFileError as error:
+        raise SettingsError(f"{error}; or set {PRIVACY_KEY_VARIABLE}") from None
+
+
+def privacy_deadline_days(environ: dict[str, str] | None = None) -> int:
+    """Days to answer a privacy request (GDPR: one month)."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(PRIVACY_DEADLINE_VARIABLE) or "30").strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 90:
+        raise SettingsError(f"{PRIVACY_DEADLINE_VARIABLE}={raw!r} must be a whole number of days from 1 to 90")
+    return int(raw)
+
+
 def receiver_unsubscribe_secret(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
     """The receiver's key: only an explicit MAILROOM_UNSUBSCRIBE_SECRET. A service on the internet
     must not quietly invent a key that matches no link the pipeline rendered."""

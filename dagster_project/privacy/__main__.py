@@ -1,35 +1,55 @@
-"""python -m dagster_project.privacy audit seal|verify|anchor [--anchors FILE]
+"""python -m dagster_project.privacy request|intake|status|audit ...
 
-The audit chain (ops.audit_log) of the warehouse the MAILROOM_* environment names:
-  seal    record the send ledger's new outcomes, then chain every entry waiting in ops.audit_pending
-  verify  walk the chain from the first entry and report the first broken link, then check that it reaches
-          every anchor in the anchor file (exit code 1 when broken)
-  anchor  append the chain's head to the anchor file
-The anchor file is --anchors, else MAILROOM_AUDIT_ANCHOR_FILE (verify without one checks the links only).
+Privacy requests and the audit chain of the warehouse the MAILROOM_* environment names:
+  request erase|access --email A [--user-id U] [--request-id R] [--received-at T]
+          write a request into landing privacy/ (the same line a request file carries)
+  intake  record the landing privacy requests not seen before (and the lines that are not requests)
+  status  the open requests: state, received, due
+  audit seal|verify|anchor [--anchors FILE]
+          seal: record the send ledger's new outcomes, then chain every entry waiting in ops.audit_pending;
+          verify: walk the chain from the first entry and report the first broken link, then check that it
+          reaches every anchor (exit code 1 when broken); anchor: append the chain's head to the anchor file
+          (--anchors, else MAILROOM_AUDIT_ANCHOR_FILE; verify without one checks the links only)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster_project.privacy.audit import AuditError, read_anchors, verify, write_anchor
 from dagster_project.privacy.audit_sources import seal_all
-from dagster_project.settings import load_settings
+from dagster_project.privacy.keys import SubjectKeys
+from dagster_project.privacy.requests import parse_request
+from dagster_project.privacy.state import LANDING_FOLDER, open_requests, take_in_requests
+from dagster_project.settings import load_settings, privacy_deadline_days, privacy_key
 from dagster_project.warehouse import Warehouse
+from reverse_etl.receiver.landing_writer import write_landing_file
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dagster_project.privacy", description=__doc__.split("\n\n")[1])
     commands = parser.add_subparsers(dest="command", required=True)
+    request = commands.add_parser("request", help="write a privacy request into landing privacy/")
+    request.add_argument("type", choices=["erase", "access"])
+    request.add_argument("--email")
+    request.add_argument("--user-id")
+    request.add_argument("--request-id", help="default: req-<UTC time>-<random>")
+    request.add_argument("--received-at", help="ISO 8601 with offset (default: now)")
+    commands.add_parser("intake", help="record the landing privacy requests not seen before")
+    commands.add_parser("status", help="the open privacy requests")
     audit = commands.add_parser("audit", help="seal, verify or anchor the audit chain")
     audit.add_argument("action", choices=["seal", "verify", "anchor"])
     audit.add_argument("--anchors", type=Path, help="the anchor file (default MAILROOM_AUDIT_ANCHOR_FILE)")
     args = parser.parse_args(argv)
     settings = load_settings()
     warehouse, now = Warehouse(settings), datetime.now(timezone.utc).replace(tzinfo=None)
+    if args.command != "audit":
+        return _requests(args, settings, warehouse, now)
     anchors_file = args.anchors or settings.audit_anchor_file
     try:
         if args.action == "seal":
@@ -53,6 +73,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(result.describe() + (f" (and {len(anchors)} anchors)" if anchors and result.ok else ""))
     return 0 if result.ok else 1
+
+
+def _requests(args, settings, warehouse: Warehouse, now: datetime) -> int:
+    if args.command == "request":
+        line = {"request_id": args.request_id or f"req-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}",
+                "type": args.type, "received_at": args.received_at or now.replace(tzinfo=timezone.utc).isoformat()}
+        line |= {k: v for k, v in (("email", args.email), ("user_id", args.user_id)) if v}
+        request, problem = parse_request(line, "(command line)", 1, now)
+        if problem:
+            print(f"cannot write the request: {problem}", file=sys.stderr)
+            return 2
+        path = write_landing_file(settings.landing_dir / LANDING_FOLDER, "request", [json.dumps(line).encode()])
+        print(f"{request.type} request {request.request_id} written to {path}; `intake` (or the daily run) records it")
+        return 0
+    if args.command == "intake":
+        report = take_in_requests(warehouse, settings.landing_dir, SubjectKeys(privacy_key(settings.data_dir)), now,
+                                  privacy_deadline_days())
+        print(f"{len(report.new_requests)} new requests ({', '.join(report.new_requests) or 'none'}), "
+              f"{report.already_known} known, {len(report.rejected)} lines rejected")
+        for rejection in report.rejected:
+            print(f"  {rejection.source_file} line {rejection.source_line}: {rejection.reason}")
+        return 0
+    with warehouse.connect() as conn:
+        requests = open_requests(conn)
+    for request in requests:
+        print(f"{request.request_id}  {request.type:<6}  {request.state:<12}  received {request.received_at:%Y-%m-%d}  "
+              f"due {request.due_at:%Y-%m-%d}" + ("  OVERDUE" if request.due_at < now else ""))
+    print(f"{len(requests)} open requests")
+    return 0
 
 
 if __name__ == "__main__":

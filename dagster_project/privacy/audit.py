@@ -42,7 +42,7 @@ FORMAT = b"mailroom-audit-v1\n"
 GENESIS, ZERO_HASH = "genesis", "0" * 64
 SEAL_BATCH = 5_000
 PAGE = 10_000
-_SEAL_LOCK = 7_362_007  # PostgreSQL advisory lock key (predictive/registry.py 7_362_006): one sealer at a time
+SEAL_LOCK = 7_362_007  # PostgreSQL advisory lock key (predictive/registry.py 7_362_006): one sealer at a time
 _KIND = re.compile(r"[a-z][a-z_]{0,39}")
 _SUBJECT_KEY = re.compile(r"[0-9a-f]{8}:[0-9a-f]{64}")
 _MAX_SAFE_INTEGER = 2**53  # what every JSON reader keeps exactly
@@ -108,7 +108,7 @@ def ensure_audit_tables(conn: Connection) -> None:
         if conn.table_exists(schema, name):
             continue
         if conn.kind == "postgres":  # concurrent creators collide in the catalog even with IF NOT EXISTS
-            conn.execute(f"SELECT pg_advisory_xact_lock({_SEAL_LOCK})")
+            conn.execute(f"SELECT pg_advisory_xact_lock({SEAL_LOCK})")
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         conn.create_table(table, table_columns)
         conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__{key} ON {table} ({key})")
@@ -136,7 +136,7 @@ def seal(warehouse: Warehouse, now: datetime, batch: int = SEAL_BATCH) -> int:
         with warehouse.connect() as conn:
             ensure_audit_tables(conn)
             if conn.kind == "postgres":
-                conn.execute(f"SELECT pg_advisory_xact_lock({_SEAL_LOCK})")
+                conn.execute(f"SELECT pg_advisory_xact_lock({SEAL_LOCK})")
             head = _head(conn)
             entries = []
             if head is None:

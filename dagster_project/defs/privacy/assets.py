@@ -1,32 +1,87 @@
-"""ops/audit_log: the audit chain, sealed and verified by every daily run (docs/design/privacy.md, section 5).
+"""The privacy assets of the daily run (docs/design/privacy.md):
+
+    privacy/privacy_requests  takes in landing privacy/*.jsonl; its check privacy_requests_on_time warns a
+                              week before an open request's deadline and fails once one has passed
+    ops/audit_log             the audit chain, sealed and verified
+
 
 Sealing records the send ledger's new outcomes and chains every entry waiting (consent and provider files
 recorded them when they loaded); the check `audit_chain_verified` walks the whole chain and fails at the
 first broken link. With MAILROOM_AUDIT_ANCHOR_FILE set, the chain must also reach every anchor in it, and
 a verified head is appended to it."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
 from dagster_project.defs.kinds import warehouse_kind
 from dagster_project.privacy.audit import read_anchors, verify, write_anchor
 from dagster_project.privacy.audit_sources import seal_all
+from dagster_project.privacy.keys import SubjectKeys
+from dagster_project.privacy.state import open_requests, take_in_requests
 from dagster_project.resources import WarehouseResource
+from dagster_project.settings import privacy_deadline_days, privacy_key
 
 AUDIT_LOG = dg.AssetKey(["ops", "audit_log"])
 PRIVACY_GROUP = "privacy"
 
 
+PRIVACY_REQUESTS = dg.AssetKey(["privacy", "privacy_requests"])
+WARN_BEFORE_DUE = timedelta(days=7)
+
+
+@dg.asset(
+    key=PRIVACY_REQUESTS,
+    group_name=PRIVACY_GROUP,
+    owners=["team:data-platform"],
+    kinds={"python", "table", warehouse_kind()},
+    description="ops.privacy_requests: every erasure and access request received in landing privacy/*.jsonl (or "
+    "through `python -m dagster_project.privacy request`), with its state and deadline "
+    "(MAILROOM_PRIVACY_DEADLINE_DAYS, default 30). Lines that are not requests are kept with their reason in "
+    "ops.privacy_request_rejections. Identifiers are held as keyed hashes only.",
+    check_specs=[dg.AssetCheckSpec(
+        "privacy_requests_on_time", asset=PRIVACY_REQUESTS,
+        description="Warns when an open request is due within 7 days; fails once one is past its deadline.")],
+)
+def privacy_requests(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    store, settings = warehouse.warehouse(), warehouse.settings
+    report = take_in_requests(store, settings.landing_dir, SubjectKeys(privacy_key(settings.data_dir)), now,
+                              privacy_deadline_days())
+    for rejection in report.rejected:
+        context.log.warning(f"{rejection.source_file} line {rejection.source_line}: {rejection.reason}")
+    with store.connect() as conn:
+        pending = open_requests(conn)
+    overdue = [r for r in pending if r.due_at < now]
+    soon = [r for r in pending if now <= r.due_at < now + WARN_BEFORE_DUE]
+    rows = [f"| {r.request_id} | {r.type} | {r.state} | {r.received_at:%Y-%m-%d} | {r.due_at:%Y-%m-%d} |"
+            for r in pending]
+    table = "\n".join(["| request | type | state | received | due |", "|---|---|---|---|---|", *rows]) \
+        if rows else "No open requests."
+    summary = (f"{len(overdue)} open request(s) past their deadline: {', '.join(r.request_id for r in overdue)}"
+               if overdue else f"{len(soon)} open request(s) due within 7 days" if soon
+               else f"{len(pending)} open request(s), none due within 7 days")
+    return dg.MaterializeResult(
+        metadata={"new_requests": dg.MetadataValue.int(len(report.new_requests)),
+                  "open_requests": dg.MetadataValue.int(len(pending)),
+                  "rejected_lines_this_run": dg.MetadataValue.int(len(report.rejected)),
+                  "open": dg.MetadataValue.md(table)},
+        check_results=[dg.AssetCheckResult(
+            check_name="privacy_requests_on_time", asset_key=PRIVACY_REQUESTS, passed=not overdue and not soon,
+            severity=dg.AssetCheckSeverity.ERROR if overdue else dg.AssetCheckSeverity.WARN,
+            metadata={"summary": dg.MetadataValue.text(summary)})])
+
+
 @dg.asset(
     key=AUDIT_LOG,
-    deps=[dg.AssetKey(["raw", table]) for table in ("consent_events", "crm_contacts", "esp_events")],
+    deps=[*(dg.AssetKey(["raw", table]) for table in ("consent_events", "crm_contacts", "esp_events")),
+          PRIVACY_REQUESTS],
     group_name=PRIVACY_GROUP,
     owners=["team:data-platform"],
     kinds={"python", "table", warehouse_kind()},
     description="ops.audit_log: an append-only, SHA-256 hash-chained record of consent files, provider "
-    "suppressions and send outcomes (counts and file digests, never a person's identifiers). Any edit, deletion "
-    "or reordering breaks the chain; the check says where.",
+    "suppressions, privacy requests and send outcomes (counts, file digests and keyed hashes, never a person's "
+    "identifiers). Any edit, deletion or reordering breaks the chain; the check says where.",
     check_specs=[dg.AssetCheckSpec(
         "audit_chain_verified", asset=AUDIT_LOG,
         description="Walks the chain from its first entry: contiguous seq, each prev_hash the previous entry's "
@@ -62,4 +117,4 @@ def audit_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
 
 @dg.definitions
 def privacy() -> dg.Definitions:
-    return dg.Definitions(assets=[audit_log])
+    return dg.Definitions(assets=[privacy_requests, audit_log])
