@@ -109,6 +109,9 @@ def test_killing_the_sender_at_random_points_never_loses_or_duplicates_a_message
 
 
 OUTBOX_KILLS = 8
+# Six batches of 1,000: a run is killed while it writes a batch, so each batch is a chance of a kill; with
+# four, a run that happened to finish its batch before the kill left too few (a flaky "only 2 killed").
+OUTBOX_MESSAGES = 6000
 
 
 # DuckDB only: the ledger's moves under a kill are proven on both engines by the SendGrid test above;
@@ -122,7 +125,7 @@ def test_killing_an_outbox_run_again_and_again_leaves_one_complete_file_per_mess
     import email
     from email import policy
 
-    customers = customer_ids(MESSAGES)
+    customers = customer_ids(OUTBOX_MESSAGES)
     seed_customers(warehouse, customers)
     ids = seed_messages(warehouse, "weekly", customers)
     outbox = tmp_path / "outbox"
@@ -137,7 +140,7 @@ def test_killing_an_outbox_run_again_and_again_leaves_one_complete_file_per_mess
     killed = 0
     for _ in range(OUTBOX_KILLS):
         written_before = _files_in(outbox)
-        if written_before >= MESSAGES:
+        if written_before >= OUTBOX_MESSAGES:
             break
         process = _start(environment)
         # Killed while it writes: once this run has written its first file, at a random moment after.
