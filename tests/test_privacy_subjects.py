@@ -5,7 +5,13 @@ as shared makes the request ambiguous."""
 
 from __future__ import annotations
 
-from dagster_project.privacy.subjects import resolve, scan
+import re
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from dagster_project.privacy.subjects import resolve, scan, token_pattern
 from dagster_project.warehouse import Warehouse
 
 
@@ -39,3 +45,20 @@ def test_an_address_shared_by_several_people_makes_the_request_ambiguous(built_w
                      "VALUES ('email', 'family@example.com', 'shared_by_user_ids')")
         working = resolve(conn, [("email", "Family@Example.com"), ("user_id", "u_someone")])
     assert working.ambiguous == [("email", "family@example.com")]
+
+
+token = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=6, max_size=20)
+around = st.text(alphabet="ab.@_-+ \"':;{}éü0123456789", max_size=6)
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=token, before=around, after=around)
+def test_the_token_pattern_means_the_same_on_both_engines_as_in_python(warehouse, value, before, after):
+    pattern, text = token_pattern(value), f"{before}{value}{after}"
+    expected = re.search(pattern, text) is not None
+    sql = "SELECT regexp_matches(?, ?)" if warehouse.kind == "duckdb" else "SELECT ? ~ ?"
+    with warehouse.connect() as conn:
+        assert bool(conn.scalar(sql, [text, pattern])) == expected
+    edge = "A-Za-z0-9._@+-"
+    whole = (not before or not re.match(f"[{edge}]", before[-1])) and (not after or not re.match(f"[{edge}]", after[0]))
+    assert expected == whole or value in before or value in after  # found as a token exactly when it stands alone

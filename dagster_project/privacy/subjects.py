@@ -13,6 +13,7 @@ reports where it found which kind of identifier, never the value.
 
 from __future__ import annotations
 
+import string
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -82,18 +83,20 @@ def resolve(conn: Connection, requested: list[tuple[str, str]]) -> WorkingSet:
 
 def scan(conn: Connection, working: WorkingSet, schemas=SCANNED_SCHEMAS, skip_tables=()) -> list[Hit]:
     """Every (table, column, identifier type) where a value of the working set still appears, with the number
-    of rows. Emails match case-insensitively anywhere in a value; other identifiers of SHORT_ID characters or
-    more anywhere in a value (JSON, headers, bodies), shorter ones only as the whole value. strpos, not LIKE:
-    an underscore in an id would be a wildcard."""
+    of rows. An identifier of SHORT_ID characters or more matches as a whole token anywhere in a value (JSON,
+    headers, bodies: not preceded or followed by a letter, digit or . _ @ + -, so ann@example.com is not found
+    in joann@example.com, nor u_1234567 in u_12345678), emails case-insensitively; a shorter one only as the
+    whole value (user id 42 is not every 42)."""
     conditions: list[tuple[str, str, list]] = []  # (identifier type, SQL over `col`, parameters)
+    matches = "regexp_matches({}, ?)" if conn.kind == "duckdb" else "{} ~ ?"
     for kind, values in sorted(working.values().items()):
         for value in sorted(values):
-            if kind == "email":
-                conditions.append((kind, "strpos(lower(col), ?) > 0", [value.lower()]))
-            elif len(value) >= SHORT_ID:
-                conditions.append((kind, "strpos(col, ?) > 0", [value]))
-            else:
+            if len(value) < SHORT_ID:
                 conditions.append((kind, "col = ?", [value]))
+            elif kind == "email":
+                conditions.append((kind, matches.format("lower(col)"), [token_pattern(value.lower())]))
+            else:
+                conditions.append((kind, matches.format("col"), [token_pattern(value)]))
     if not conditions:
         return []
     hits = []
@@ -112,6 +115,15 @@ def scan(conn: Connection, working: WorkingSet, schemas=SCANNED_SCHEMAS, skip_ta
                             [p for kind in by_type for p in parameters[kind]])[0]
         hits += [Hit(f"{schema}.{table}", column, kind, int(n)) for kind, n in zip(by_type, row, strict=True) if n]
     return hits
+
+
+_TOKEN_EDGE = "[^A-Za-z0-9._@+-]"
+
+
+def token_pattern(value: str) -> str:
+    """A regular expression (the same on DuckDB's RE2 and PostgreSQL's AREs) for `value` as a whole token."""
+    literal = "".join(f"\\{c}" if c in string.punctuation else c for c in value)
+    return f"(^|{_TOKEN_EDGE}){literal}($|{_TOKEN_EDGE})"
 
 
 def _text_columns(conn: Connection, schemas) -> list[tuple[str, str, str]]:
