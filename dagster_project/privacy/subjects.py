@@ -100,7 +100,7 @@ def scan(conn: Connection, working: WorkingSet, schemas=SCANNED_SCHEMAS, skip_ta
     if not conditions:
         return []
     hits = []
-    for schema, table, column in _text_columns(conn, schemas):
+    for schema, table, column in text_columns(conn, schemas):
         if f"{schema}.{table}" in skip_tables:
             continue
         quoted = f'"{column}"'
@@ -126,12 +126,14 @@ def token_pattern(value: str) -> str:
     return f"(^|{_TOKEN_EDGE}){literal}($|{_TOKEN_EDGE})"
 
 
-def _text_columns(conn: Connection, schemas) -> list[tuple[str, str, str]]:
+def text_columns(conn: Connection, schemas, base_tables_only: bool = False) -> list[tuple[str, str, str]]:
+    """(schema, table, column) of every text column of the tables (and views) in `schemas`."""
     marks = ", ".join("?" for _ in schemas)
+    kinds = "('BASE TABLE')" if base_tables_only else "('BASE TABLE', 'VIEW')"
     rows = conn.fetchall(
         "SELECT c.table_schema, c.table_name, c.column_name, lower(c.data_type) FROM information_schema.columns c "
         "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
-        f"WHERE c.table_schema IN ({marks}) AND t.table_type IN ('BASE TABLE', 'VIEW') "
+        f"WHERE c.table_schema IN ({marks}) AND t.table_type IN {kinds} "
         "ORDER BY 1, 2, c.ordinal_position", list(schemas))
     return [(schema, table, column) for schema, table, column, data_type in rows
             if data_type in _TEXT_TYPES or data_type.startswith(("varchar", "character"))]
