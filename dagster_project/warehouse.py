@@ -139,6 +139,22 @@ class Connection:
         ]
 
 
+def ensure_table(conn: Connection, table: str, table_columns: Sequence[Column],
+                 unique_keys: Sequence[tuple[str, ...]], lock_key: int) -> None:
+    """Create `table` with its unique keys unless it exists. Two runs creating a table at once collide in
+    PostgreSQL's catalog (pg_type's unique index, even with IF NOT EXISTS), so creators take turns, each
+    holding the advisory lock `lock_key` until its transaction ends."""
+    schema, name = table.split(".")
+    if conn.table_exists(schema, name):
+        return
+    if conn.kind == "postgres":
+        conn.execute(f"SELECT pg_advisory_xact_lock({lock_key})")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.create_table(table, table_columns)
+    for key in unique_keys:
+        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__{'__'.join(key)} ON {table} ({', '.join(key)})")
+
+
 class Warehouse:
     """Opens short-lived connections: DuckDB allows one writing process, and dbt runs in another."""
 

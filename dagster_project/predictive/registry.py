@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from dagster_project.warehouse import Connection, columns
+from dagster_project.warehouse import Connection, columns, ensure_table
 
 TABLE = "ops.model_registry"
 COLUMNS = columns(
@@ -49,26 +49,13 @@ class ModelVersion:
     trained_at: datetime
 
 
-_DDL_LOCK = 7_362_006  # PostgreSQL advisory lock key (reverse_etl/suppressions.py 7_362_005): one creator at a time
-
-
-def ensure_table(conn: Connection, table: str, table_columns, unique_keys: list[tuple[str, ...]]) -> None:
-    """Create an ops table of the predictive layer with its unique keys, unless it exists. Two runs creating a
-    table at once collide in PostgreSQL's catalog (pg_type's unique index, even with IF NOT EXISTS), so the
-    creators take turns, each holding an advisory lock until its transaction ends."""
-    schema, name = table.split(".")
-    if conn.table_exists(schema, name):
-        return
-    if conn.kind == "postgres":
-        conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    conn.create_table(table, table_columns)
-    for key in unique_keys:
-        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__{'__'.join(key)} ON {table} ({', '.join(key)})")
+# PostgreSQL advisory lock key of the predictive tables' creators (reverse_etl/suppressions.py has 7_362_005)
+DDL_LOCK = 7_362_006
 
 
 def ensure_registry(conn: Connection) -> None:
-    ensure_table(conn, TABLE, COLUMNS, [("model_name", "version"), ("model_name", "data_fingerprint", "code_version")])
+    ensure_table(conn, TABLE, COLUMNS, [("model_name", "version"), ("model_name", "data_fingerprint", "code_version")],
+                 DDL_LOCK)
 
 
 def trained_on(conn: Connection, model_name: str, data_fingerprint: str, code_version: str) -> ModelVersion | None:

@@ -26,7 +26,7 @@ from dagster_project.predictive.rollout_rules import (
     verdict,
 )
 from dagster_project.predictive.scoring import CANARY_SHARE
-from dagster_project.warehouse import Connection, Warehouse, columns
+from dagster_project.warehouse import Connection, Warehouse, columns, ensure_table
 
 DECISIONS = "ops.model_decisions"
 DECISION_COLUMNS = columns(
@@ -142,7 +142,7 @@ def _arm(evidence: dict) -> ArmMetric:
 
 
 def ensure_decisions_table(conn: Connection) -> None:
-    registry.ensure_table(conn, DECISIONS, DECISION_COLUMNS, [("model_name", "version", "kind")])
+    ensure_table(conn, DECISIONS, DECISION_COLUMNS, [("model_name", "version", "kind")], registry.DDL_LOCK)
 
 
 def record_decision(conn: Connection, decision: ModelDecision) -> bool:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dagster_project.personalization.ops_tables import insert_rows
 from dagster_project.personalization.variants import assignment_bucket
 from dagster_project.predictive import propensity, registry
-from dagster_project.warehouse import Warehouse, columns
+from dagster_project.warehouse import Warehouse, columns, ensure_table
 
 TABLE = "ops.propensity_scores"
 COLUMNS = columns(
@@ -86,7 +87,7 @@ def score_latest_cutoff(warehouse: Warehouse, now: datetime, threads: int = prop
             if version is None:
                 continue
             if canary is None:
-                served = canary_customer[name] | True
+                served = np.ones(len(frame), dtype=bool)
             else:
                 served = canary_customer[name] if version is canary else ~canary_customer[name]
             written = _score_version(warehouse, version, frame, served, report.cutoff_at, now, threads)
@@ -131,4 +132,4 @@ def load_version(version: registry.ModelVersion) -> propensity.TrainedModel:
 
 
 def ensure_scores_table(conn) -> None:
-    registry.ensure_table(conn, TABLE, COLUMNS, [_UNIQUE_KEY])
+    ensure_table(conn, TABLE, COLUMNS, [_UNIQUE_KEY], registry.DDL_LOCK)

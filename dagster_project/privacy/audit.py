@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dagster_project.key_files import fsync_directory
-from dagster_project.warehouse import Connection, Warehouse, columns
+from dagster_project.warehouse import Connection, Warehouse, columns, ensure_table
 
 LOG, PENDING = "ops.audit_log", "ops.audit_pending"
 LOG_COLUMNS = columns("seq:BIGINT entry_at:TIMESTAMP kind:VARCHAR subject_key:VARCHAR payload_json:VARCHAR "
@@ -42,7 +42,9 @@ FORMAT = b"mailroom-audit-v1\n"
 GENESIS, ZERO_HASH = "genesis", "0" * 64
 SEAL_BATCH = 5_000
 PAGE = 10_000
-SEAL_LOCK = 7_362_007  # PostgreSQL advisory lock key (predictive/registry.py 7_362_006): one sealer at a time
+# PostgreSQL advisory lock key (predictive/registry.py 7_362_006): one sealer at a time, and the privacy
+# tables' creators
+SEAL_LOCK = 7_362_007
 _KIND = re.compile(r"[a-z][a-z_]{0,39}")
 _SUBJECT_KEY = re.compile(r"[0-9a-f]{8}:[0-9a-f]{64}")
 _MAX_SAFE_INTEGER = 2**53  # what every JSON reader keeps exactly
@@ -103,15 +105,8 @@ def entry_hash(seq: int, entry_at: datetime, kind: str, subject_key: str | None,
 
 
 def ensure_audit_tables(conn: Connection) -> None:
-    for table, table_columns, key in ((LOG, LOG_COLUMNS, "seq"), (PENDING, PENDING_COLUMNS, "pending_id")):
-        schema, name = table.split(".")
-        if conn.table_exists(schema, name):
-            continue
-        if conn.kind == "postgres":  # concurrent creators collide in the catalog even with IF NOT EXISTS
-            conn.execute(f"SELECT pg_advisory_xact_lock({SEAL_LOCK})")
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        conn.create_table(table, table_columns)
-        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__{key} ON {table} ({key})")
+    ensure_table(conn, LOG, LOG_COLUMNS, [("seq",)], SEAL_LOCK)
+    ensure_table(conn, PENDING, PENDING_COLUMNS, [("pending_id",)], SEAL_LOCK)
 
 
 def record(conn: Connection, kind: str, payload: dict, recorded_at: datetime, subject_key: str | None = None) -> None:

@@ -19,9 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dagster_project.privacy.audit import SEAL_LOCK
 from dagster_project.privacy.keys import IDENTIFIER_TYPES, SubjectKeys
-from dagster_project.privacy.subjects import SCANNED_SCHEMAS, SHORT_ID, WorkingSet, text_columns, token_pattern
-from dagster_project.warehouse import Connection, columns
+from dagster_project.privacy.subjects import (
+    SCANNED_SCHEMAS,
+    SHORT_ID,
+    WorkingSet,
+    regex_sql,
+    text_columns,
+    token_pattern,
+)
+from dagster_project.warehouse import Connection, columns, ensure_table
 
 PROOFS = "ops.erasure_proofs"
 PROOF_COLUMNS = columns("subject_key:VARCHAR identifier_type:VARCHAR request_id:VARCHAR erased_at:TIMESTAMP")
@@ -38,9 +46,7 @@ class Erasure:
 
 
 def write_proofs(conn: Connection, working: WorkingSet, keys: SubjectKeys, request_id: str, now: datetime) -> int:
-    from dagster_project.predictive.registry import ensure_table
-
-    ensure_table(conn, PROOFS, PROOF_COLUMNS, [("subject_key",)])
+    ensure_table(conn, PROOFS, PROOF_COLUMNS, [("subject_key",)], SEAL_LOCK)
     written = 0
     for kind, value in sorted(working.identifiers):
         if kind not in IDENTIFIER_TYPES:
@@ -74,7 +80,7 @@ def erase_rows(conn: Connection, working: WorkingSet, now: datetime) -> Erasure:
 
 
 def _conditions(conn: Connection, working: WorkingSet, table: str, table_columns: list[str]) -> tuple[list, list]:
-    matches = "regexp_matches({}, ?)" if conn.kind == "duckdb" else "{} ~ ?"
+    matches = regex_sql(conn)
     conditions, parameters = [], []
     for column in table_columns:
         text = f'cast("{column}" as varchar)'

@@ -21,7 +21,7 @@ from pathlib import Path
 from dagster_project.privacy import audit
 from dagster_project.privacy.keys import SubjectKeys
 from dagster_project.privacy.requests import PrivacyRequest, Rejection, read_requests
-from dagster_project.warehouse import Connection, Warehouse, columns
+from dagster_project.warehouse import Connection, Warehouse, columns, ensure_table
 
 REQUESTS, REJECTIONS = "ops.privacy_requests", "ops.privacy_request_rejections"
 REQUEST_COLUMNS = columns(
@@ -56,15 +56,8 @@ class OpenRequest:
 
 def ensure_privacy_tables(conn: Connection) -> None:
     audit.ensure_audit_tables(conn)
-    for table, table_columns, key in ((REQUESTS, REQUEST_COLUMNS, ("request_id",)),
-                                      (REJECTIONS, REJECTION_COLUMNS, ("source_file", "source_line", "line_sha256"))):
-        schema, name = table.split(".")
-        if conn.table_exists(schema, name):
-            continue
-        if conn.kind == "postgres":
-            conn.execute(f"SELECT pg_advisory_xact_lock({audit.SEAL_LOCK})")
-        conn.create_table(table, table_columns)
-        conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__{'__'.join(key)} ON {table} ({', '.join(key)})")
+    ensure_table(conn, REQUESTS, REQUEST_COLUMNS, [("request_id",)], audit.SEAL_LOCK)
+    ensure_table(conn, REJECTIONS, REJECTION_COLUMNS, [("source_file", "source_line", "line_sha256")], audit.SEAL_LOCK)
 
 
 def take_in_requests(warehouse: Warehouse, landing_dir: Path, keys: SubjectKeys, now: datetime,

@@ -88,7 +88,7 @@ def scan(conn: Connection, working: WorkingSet, schemas=SCANNED_SCHEMAS, skip_ta
     in joann@example.com, nor u_1234567 in u_12345678), emails case-insensitively; a shorter one only as the
     whole value (user id 42 is not every 42)."""
     conditions: list[tuple[str, str, list]] = []  # (identifier type, SQL over `col`, parameters)
-    matches = "regexp_matches({}, ?)" if conn.kind == "duckdb" else "{} ~ ?"
+    matches = regex_sql(conn)
     for kind, values in sorted(working.values().items()):
         for value in sorted(values):
             if len(value) < SHORT_ID:
@@ -118,6 +118,11 @@ def scan(conn: Connection, working: WorkingSet, schemas=SCANNED_SCHEMAS, skip_ta
 
 
 _TOKEN_EDGE = "[^A-Za-z0-9._@+-]"
+
+
+def regex_sql(conn: Connection) -> str:
+    """SQL for "{} matches the pattern parameter", on this engine."""
+    return "regexp_matches({}, ?)" if conn.kind == "duckdb" else "{} ~ ?"
 
 
 def token_pattern(value: str) -> str:
