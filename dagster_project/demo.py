@@ -22,6 +22,7 @@ import dagster as dg
 
 from dagster_project.code_location_runs import CodeLocationRuns
 from dagster_project.demo_journeys import show_journeys
+from dagster_project.demo_privacy import show_privacy_requests
 from dagster_project.demo_story import print_gates, print_run
 from dagster_project.pipeline import PIPELINE_JOB, quarantine_reasons, warehouse_table_rows
 from dagster_project.settings import ActivationSettings, Settings, load_activation_settings, load_settings
@@ -264,6 +265,7 @@ def _tell_the_story(demo: DemoRuns, settings: Settings) -> int:
         if all(run.success for run in rollouts):
             bring_up_to_date(demo, batch_jobs, rollouts)
             show_journeys(demo, settings)
+            show_privacy_requests(demo, settings)
     print_warehouse(settings, demo.log)
     failed = [run for run in demo.finished if not run.success]
     for run in failed:

@@ -340,6 +340,22 @@ def privacy_key(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
         raise SettingsError(f"{error}; or set {PRIVACY_KEY_VARIABLE}") from None
 
 
+def privacy_cron(environ: dict[str, str] | None = None) -> str:
+    """When the privacy_requests job works through requests (MAILROOM_PRIVACY_CRON, UTC)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("MAILROOM_PRIVACY_CRON") or "0 2 * * *").strip()
+    if len(value.split()) != 5:
+        raise SettingsError(f"MAILROOM_PRIVACY_CRON={value!r} must be a cron expression of five fields, e.g. 0 2 * * *")
+    return value
+
+
+def privacy_export_dir(data_dir: Path, environ: dict[str, str] | None = None) -> Path:
+    """Where access exports are written, one folder per request (MAILROOM_PRIVACY_EXPORT_DIR)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("MAILROOM_PRIVACY_EXPORT_DIR") or "").strip()
+    return Path(value).resolve() if value else Path(data_dir) / "privacy" / "exports"
+
+
 def privacy_deadline_days(environ: dict[str, str] | None = None) -> int:
     """Days to answer a privacy request (GDPR: one month)."""
     env = os.environ if environ is None else environ

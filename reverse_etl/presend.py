@@ -1,6 +1,8 @@
 """The last look before a message is handed over, against the latest data in the warehouse.
 
 Suppression reasons, first match wins:
+    erased             the customer id or address matches an erasure proof (privacy/erased.py): the
+                       person asked to be forgotten, and an import brought them back
     opted_out          the latest email consent event for the customer (any of their addresses or
                        user ids) is an opt-out - also one that arrived after the audience was built
     hard_bounced       the provider reported a hard bounce for one of the customer's addresses
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from dagster_project.addresses import normalized_address, normalized_address_sql
+from dagster_project.privacy.erased import ERASED, erased_customers
 from dagster_project.timezones import customer_zone
 from dagster_project.warehouse import Connection
 from reverse_etl.outgoing import OutgoingMessage
@@ -164,8 +167,12 @@ def last_look(conn: Connection, page: Sequence[OutgoingMessage], now: datetime, 
     rows = conn.fetchall(sql, [*arrays, frequency_cap, now - FREQUENCY_WINDOW, now - expire_after, frequency_cap,
                                frequency_cap, delay])
     look = LastLook()
+    erased = erased_customers(conn, [(m.customer_id, m.to_email) for m in page])
+    by_customer = {m.message_id: m.customer_id for m in page}
     for message_id, reason, cap_leaves_at in rows:
-        if reason == "held":
+        if by_customer.get(message_id) in erased:
+            look.suppressed[message_id] = ERASED
+        elif reason == "held":
             look.held_until[message_id] = cap_leaves_at + FREQUENCY_WINDOW
         elif reason:
             look.suppressed[message_id] = reason

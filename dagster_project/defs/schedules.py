@@ -21,6 +21,8 @@ def daily_pipeline() -> dg.Definitions:
         - dg.AssetSelection.assets(*ops_table_keys())
         # The propensity models' training, scoring and roll-out have their own weekly job (defs/predictive).
         - dg.AssetSelection.groups("predictive")
+        # Privacy requests are worked through by their own job (defs/privacy): an erasure rebuilds dbt's tables.
+        - dg.AssetSelection.assets(dg.AssetKey(["privacy", "request_work"]))
         # Every campaign's guards, after dbt has counted the day's bounces and complaints (a weekly
         # campaign's arrive in the days after it sent): a pause holds its next sends.
         | dg.AssetSelection.checks(*(key for campaign in campaigns for key in guard_check_keys(campaign))),

@@ -35,6 +35,7 @@ from dagster_project.personalization.variants import (
 )
 from dagster_project.predictive.audience import LOW_PROPENSITY, FilterOutcome, low_propensity, read_scores
 from dagster_project.predictive.send_time_plan import PlannedSend, SendTimePlanner
+from dagster_project.privacy.erased import ERASED, erased_customers
 from dagster_project.settings import load_quiet_hours
 from dagster_project.timezones import customer_zone
 from dagster_project.warehouse import Warehouse
@@ -95,6 +96,7 @@ def render_campaign_messages(
             f"ineligible_reason from {campaign.relation} order by customer_id"
         )
         state = _run_state(conn, campaign, run_key, reference_utc, now)
+        erased = erased_customers(conn, [(row[0], row[1]) for row in candidates if row[6]])
         if campaign.audience:
             report.audience_filter = low_propensity(
                 campaign.audience, [row[0] for row in candidates if row[6] and row[0] not in state.run_units],
@@ -117,7 +119,9 @@ def render_campaign_messages(
     for customer_id, email, first_name, tz_name, segment_key, best_hour, eligible, reason in candidates:
         if remainder_only and state.run_units.get(customer_id, (None, None))[1] != PHASE_REMAINDER:
             continue
-        if report.audience_filter and customer_id in report.audience_filter.excluded:
+        if customer_id in erased:  # brought back by an import after their erasure (privacy/erased.py)
+            eligible, reason = False, ERASED
+        elif report.audience_filter and customer_id in report.audience_filter.excluded:
             eligible, reason = False, LOW_PROPENSITY  # before assignment: the arms split the narrowed audience
         variant, planned = None, None
         if eligible:

@@ -1,9 +1,11 @@
-"""python -m dagster_project.privacy request|intake|status|audit ...
+"""python -m dagster_project.privacy request|intake|process|status|audit ...
 
 Privacy requests and the audit chain of the warehouse the MAILROOM_* environment names:
   request erase|access --email A [--user-id U] [--request-id R] [--received-at T]
           write a request into landing privacy/ (the same line a request file carries)
   intake  record the landing privacy requests not seen before (and the lines that are not requests)
+  process take in new requests and work through every open one: erasures step by step, access exports
+          (exit code 1 when a request has a failing step; it is retried at the next run)
   status  the open requests: state, received, due
   audit seal|verify|anchor [--anchors FILE]
           seal: record the send ledger's new outcomes, then chain every entry waiting in ops.audit_pending;
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     request.add_argument("--request-id", help="default: req-<UTC time>-<random>")
     request.add_argument("--received-at", help="ISO 8601 with offset (default: now)")
     commands.add_parser("intake", help="record the landing privacy requests not seen before")
+    commands.add_parser("process", help="work through every open privacy request")
     commands.add_parser("status", help="the open privacy requests")
     audit = commands.add_parser("audit", help="seal, verify or anchor the audit chain")
     audit.add_argument("action", choices=["seal", "verify", "anchor"])
@@ -87,6 +90,12 @@ def _requests(args, settings, warehouse: Warehouse, now: datetime) -> int:
         path = write_landing_file(settings.landing_dir / LANDING_FOLDER, "request", [json.dumps(line).encode()])
         print(f"{request.type} request {request.request_id} written to {path}; `intake` (or the daily run) records it")
         return 0
+    if args.command == "process":
+        from dagster_project.privacy.process import privacy_context, process_requests
+
+        report = process_requests(privacy_context(settings))
+        print("\n".join(report.lines()))
+        return 1 if any(outcome.failed for outcome in report.outcomes) else 0
     if args.command == "intake":
         report = take_in_requests(warehouse, settings.landing_dir, SubjectKeys(privacy_key(settings.data_dir)), now,
                                   privacy_deadline_days())

@@ -34,7 +34,9 @@ from dagster_project.warehouse import Connection, columns, ensure_table
 PROOFS = "ops.erasure_proofs"
 PROOF_COLUMNS = columns("subject_key:VARCHAR identifier_type:VARCHAR request_id:VARCHAR erased_at:TIMESTAMP")
 KEPT_TABLES = {"ops.audit_log", "ops.audit_pending", "ops.privacy_requests", "ops.privacy_request_rejections",
-               PROOFS, "ops.model_registry", "ops.model_decisions", "ops.experiment_decisions"}
+               PROOFS, "ops.model_registry", "ops.model_decisions", "ops.experiment_decisions",
+               "ops.privacy_request_steps",  # counts and masked errors
+               "ops.privacy_subjects"}  # the working set itself, while the request is open (steps.forget empties it)
 TOKEN_TYPES = ("email", "phone", "phone_spelling", "message_id")  # distinctive enough to find inside any text
 QUARANTINE = "raw.quarantine"
 

@@ -27,7 +27,7 @@ REQUESTS, REJECTIONS = "ops.privacy_requests", "ops.privacy_request_rejections"
 REQUEST_COLUMNS = columns(
     "request_id:VARCHAR type:VARCHAR subject_keys_json:VARCHAR received_at:TIMESTAMP due_at:TIMESTAMP "
     "state:VARCHAR source_file:VARCHAR source_line:INTEGER content_sha256:VARCHAR recorded_at:TIMESTAMP "
-    "updated_at:TIMESTAMP completed_at:TIMESTAMP"
+    "updated_at:TIMESTAMP completed_at:TIMESTAMP lease_owner:VARCHAR lease_expires_at:TIMESTAMP summary_json:VARCHAR"
 )
 REJECTION_COLUMNS = columns("source_file:VARCHAR source_line:INTEGER line_sha256:VARCHAR reason:VARCHAR "
                             "recorded_at:TIMESTAMP")
@@ -57,6 +57,7 @@ class OpenRequest:
 def ensure_privacy_tables(conn: Connection) -> None:
     audit.ensure_audit_tables(conn)
     ensure_table(conn, REQUESTS, REQUEST_COLUMNS, [("request_id",)], audit.SEAL_LOCK)
+    conn.add_missing_columns(REQUESTS, REQUEST_COLUMNS)
     ensure_table(conn, REJECTIONS, REJECTION_COLUMNS, [("source_file", "source_line", "line_sha256")], audit.SEAL_LOCK)
 
 
@@ -101,7 +102,7 @@ def _record_request(conn: Connection, request: PrivacyRequest, keys: SubjectKeys
     due_at = request.received_at + timedelta(days=deadline_days)
     inserted = conn.execute(
         f"INSERT INTO {REQUESTS} ({', '.join(c.name for c in REQUEST_COLUMNS)}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL) ON CONFLICT DO NOTHING",
         [request.request_id, request.type, json.dumps(subject_keys), request.received_at, due_at, RECEIVED,
          request.source_file, request.source_line, request.content_sha256, now, now])
     if not inserted:  # a concurrent intake recorded it first

@@ -7,8 +7,13 @@ results (each with the contact's id, properties, createdAt/updatedAt and `new`),
 `errors` whose context.ids name the failing inputs (an invalid email, or an id in `reject_ids`), 400
 VALIDATION_ERROR for more than 100 inputs, duplicate ids or (with `invalid_inputs = "400"`) any invalid
 input, 401 INVALID_AUTHENTICATION, 429 RATE_LIMIT with the X-HubSpot-RateLimit-* headers, and 5xx.
+A batch read by another idProperty works for the properties in `unique_properties` (none by default).
 
-Each batch request is answered according to the next mode from `script([...])`, then `default_mode`
+POST /crm/v3/objects/contacts/gdpr-delete ({"objectId": <id>} or {"objectId": <address>, "idProperty":
+"email"}) removes the contact and answers 204; an unknown id answers 404 OBJECT_NOT_FOUND, an unknown
+address 204 with the address added to `blocklisted`, as HubSpot does. Its bodies are in `gdpr_deletes`.
+
+Each batch or GDPR delete request is answered according to the next mode from `script([...])`, then `default_mode`
 ("ok"); account details requests take theirs from `script_account_details([...])`, then "ok".
 Contacts live in memory, keyed by the lower-cased email; `upserts` counts writes per contact.
 """
@@ -31,6 +36,7 @@ MAX_INPUTS = 100
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
 READ_PATH = "/crm/v3/objects/contacts/batch/read"
 ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
+GDPR_DELETE_PATH = "/crm/v3/objects/contacts/gdpr-delete"
 PORTAL_ID = 62515
 _EMAIL = re.compile(r"^[^@\s\"]+@[^@\s\"]+\.[a-z]{2,}$", re.IGNORECASE)
 
@@ -65,6 +71,7 @@ class Request:
     status: int | None  # None: the connection was dropped
     inputs: int
     ids: list[str] = field(default_factory=list)
+    body: dict | None = None  # the parsed JSON body (kept for GDPR deletes)
 
 
 class HubSpotDouble:
@@ -77,6 +84,8 @@ class HubSpotDouble:
         self.portal_id = PORTAL_ID  # the account the token belongs to
         self.account_details_scope = True  # False: the token may not read the account details (403)
         self.contacts: dict[str, Contact] = {}
+        self.unique_properties: set[str] = set()  # besides email: properties a batch read may be keyed by
+        self.blocklisted: set[str] = set()  # addresses a GDPR delete by email found no contact for
         self._script: list[str] = []
         self._account_script: list[str] = []
         self._requests: list[Request] = []
@@ -126,6 +135,32 @@ class HubSpotDouble:
             contact = Contact(str(next(self._ids)), {"email": email.lower(), **(properties or {})}, now, now)
             self.contacts[email.lower()] = contact
             return contact
+
+    @property
+    def gdpr_deletes(self) -> list[dict]:
+        """The bodies of the GDPR delete requests received, in order (whatever they were answered)."""
+        with self._lock:
+            return [r.body for r in self._requests if r.path == GDPR_DELETE_PATH and r.body is not None]
+
+    def gdpr_delete(self, body: dict) -> tuple[int, dict | None]:
+        """Remove the contact by id (404 when there is none) or by email (blocklist an unknown address)."""
+        object_id, id_property = body.get("objectId"), body.get("idProperty")
+        if not isinstance(object_id, str) or not object_id:
+            return 400, _error("Invalid input JSON: objectId is required", "VALIDATION_ERROR")
+        with self._lock:
+            if id_property == "email":
+                if self.contacts.pop(object_id.lower(), None) is None:
+                    self.blocklisted.add(object_id.lower())
+                return 204, None
+            if id_property not in (None, "hs_object_id"):
+                return 400, _error(f"Unable to perform GDPR delete by non-unique property {id_property}",
+                                   "VALIDATION_ERROR")
+            email = next((e for e, c in self.contacts.items() if c.id == object_id), None)
+            if email is None:
+                return 404, _error("Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND",
+                                   context={"id": [object_id]})
+            del self.contacts[email]
+        return 204, None
 
     def _next_mode(self) -> str:
         with self._lock:
@@ -192,13 +227,18 @@ class HubSpotDouble:
             return 400, _error("Invalid input JSON: inputs is required", "VALIDATION_ERROR")
         if len(inputs) > MAX_INPUTS:
             return 400, self._too_many(len(inputs))
-        if body.get("idProperty") not in (None, "email"):
-            return 400, _error(f"Unable to perform read by non-unique property {body.get('idProperty')}",
+        id_property = body.get("idProperty")
+        if id_property not in (None, "email", *self.unique_properties):
+            return 400, _error(f"Unable to perform read by non-unique property {id_property}",
                                "VALIDATION_ERROR")
         with self._lock:
-            found = [self.contacts[str(i.get("id")).lower()] for i in inputs
-                     if str(i.get("id")).lower() in self.contacts]
-            missing = [str(i.get("id")) for i in inputs if str(i.get("id")).lower() not in self.contacts]
+            if id_property in (None, "email"):
+                by_value = self.contacts
+            else:
+                by_value = {str(c.properties[id_property]).lower(): c for c in self.contacts.values()
+                            if c.properties.get(id_property) is not None}
+            found = [by_value[str(i.get("id")).lower()] for i in inputs if str(i.get("id")).lower() in by_value]
+            missing = [str(i.get("id")) for i in inputs if str(i.get("id")).lower() not in by_value]
         answer = {"status": "COMPLETE", "results": [c.as_result() for c in found], "startedAt": started,
                   "completedAt": _now()}
         if not missing:
@@ -305,12 +345,14 @@ def _handler_for(double: HubSpotDouble) -> type[BaseHTTPRequestHandler]:
             inputs = body.get("inputs") if isinstance(body, dict) else None
             ids = [str(i.get("id")) for i in inputs if isinstance(i, dict)] if isinstance(inputs, list) else []
             request = Request(self.path.split("?")[0], None, len(ids), ids)
+            if request.path == GDPR_DELETE_PATH and isinstance(body, dict):
+                request.body = body
             mode = double._next_mode()
             if mode == "drop":
                 double._log(request)
                 self.close_connection = True
                 return
-            if request.path not in (UPSERT_PATH, READ_PATH):
+            if request.path not in (UPSERT_PATH, READ_PATH, GDPR_DELETE_PATH):
                 return self._send(request, 404, _error(f"Unable to route POST {request.path}", "OBJECT_NOT_FOUND"))
             if self._refused(request, mode):
                 return
@@ -318,15 +360,18 @@ def _handler_for(double: HubSpotDouble) -> type[BaseHTTPRequestHandler]:
                 return self._send(request, 400, _error("Invalid input JSON on line 1", "VALIDATION_ERROR"))
             if request.path == READ_PATH:
                 return self._send(request, *double.read(body))
+            if request.path == GDPR_DELETE_PATH:
+                return self._send(request, *double.gdpr_delete(body))
             self._send(request, *double.upsert(inputs))
 
-        def _send(self, request: Request, status: int, payload: dict, headers: dict | None = None):
+        def _send(self, request: Request, status: int, payload: dict | None, headers: dict | None = None):
             request.status = status
             double._log(request)
-            data = json.dumps(payload).encode()
+            data = json.dumps(payload).encode() if payload is not None else b""
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=utf-8")
+                if data:
+                    self.send_header("Content-Type", "application/json;charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in {**_rate_limit_headers(100), **(headers or {})}.items():
                     self.send_header(name, value)

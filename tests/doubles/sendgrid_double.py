@@ -16,6 +16,16 @@ status: cancel|pause} (201; 400 when the batch already has a status) and PATCH
 SendGrid honours it: the batch's messages are discarded at their send_at, unless it came later than
 10 minutes before that (then they may go out; here they do). `delivered` is what recipients get.
 `invalid_addresses` are addresses SendGrid's own validator refuses (400 naming the field).
+
+Marketing contacts and the global suppression list, for erasure: `add_contact(email)` puts a contact
+in the in-memory store; POST /v3/marketing/contacts/search/emails {"emails": [...]} (at most 100)
+answers 200 {"result": {<address as asked>: {"contact": {...}} or {"error": "contact not found"}}},
+404 when none matches and 400 for an invalid address; DELETE /v3/marketing/contacts?ids=a,b answers
+202 {"job_id": ...}, and the contacts go at once or, with `delete_after_searches = N`, stay visible to
+the next N searches for them (its job is still running); POST /v3/asm/suppressions/global {"recipient_emails":
+[...]} adds them to `global_suppressions` and answers 201 echoing the list. These requests take their
+answer from the same modes as Mail Send (drop_before and the faults; drop_after drops the answer
+after the work is done) and are recorded, with their bodies, in `marketing_calls`.
 """
 
 from __future__ import annotations
@@ -28,10 +38,12 @@ import re
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 MODES = ("202", "400", "401", "413", "429", "500", "503", "slow", "drop_before", "drop_after", "down")
 PATH = "/v3/mail/send"
@@ -41,6 +53,10 @@ MAX_PERSONALIZATIONS = 1000
 MAX_SCHEDULE_SECONDS = 72 * 3600
 CANCEL_DEADLINE_SECONDS = 600  # SendGrid cannot cancel a batch later than 10 minutes before its send_at
 BATCH_PATH, SCHEDULED_SENDS_PATH = "/v3/mail/batch", "/v3/user/scheduled_sends"
+CONTACTS_PATH, CONTACTS_SEARCH_PATH = "/v3/marketing/contacts", "/v3/marketing/contacts/search/emails"
+GLOBAL_SUPPRESSIONS_PATH = "/v3/asm/suppressions/global"
+MARKETING_PATHS = (CONTACTS_PATH, CONTACTS_SEARCH_PATH, GLOBAL_SUPPRESSIONS_PATH)
+MAX_SEARCH_EMAILS = 100
 RESERVED_HEADERS = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
                               "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc", "bcc"})
 HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#"
@@ -83,6 +99,28 @@ class Delivery:
     cancelled: bool = False  # its batch was cancelled in time: SendGrid discards it at its send_at
 
 
+@dataclass
+class MarketingContact:
+    id: str
+    email: str
+    created_at: str
+    searches_left: int | None = None  # deleted by a job that is still running: visible to this many searches
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "email": self.email, "first_name": "", "last_name": "", "alternate_emails": [],
+                "address_line_1": "", "city": "", "country": "", "list_ids": [], "segment_ids": [],
+                "custom_fields": {}, "created_at": self.created_at, "updated_at": self.created_at}
+
+
+@dataclass
+class MarketingCall:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: dict | None
+    status: int | None  # None: the connection was dropped
+
+
 class SendGridDouble:
     def __init__(self, events_dir: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                  default_mode: str = "202", slow_seconds: float = 2.0):
@@ -100,6 +138,11 @@ class SendGridDouble:
         self._deliveries: list[Delivery] = []
         self._requests: list[tuple[int | None, int]] = []
         self._batch_calls: list[tuple[str, str, int]] = []
+        self.contacts: dict[str, MarketingContact] = {}  # marketing contacts by id
+        self.global_suppressions: set[str] = set()  # lower-cased addresses
+        self.delete_after_searches = 0  # a deleted contact stays visible to this many searches
+        self.delete_jobs: dict[str, list[str]] = {}  # job_id -> the contact ids it deletes
+        self._marketing_calls: list[MarketingCall] = []
         self._fault_rate, self._fault_rng = 0.0, random.Random(0)
         self._lock = threading.Lock()
         self._closing = threading.Event()  # wakes "slow" handlers at shutdown
@@ -171,6 +214,82 @@ class SendGridDouble:
         with self._lock:
             return list(self._batch_calls)
 
+    @property
+    def marketing_calls(self) -> list[MarketingCall]:
+        """Each marketing contacts and global suppression call, in order, with its body."""
+        with self._lock:
+            return list(self._marketing_calls)
+
+    def _record_marketing(self, call: MarketingCall) -> None:
+        with self._lock:
+            self._marketing_calls.append(call)
+
+    def add_contact(self, email: str) -> str:
+        """A marketing contact for `email` (SendGrid keeps addresses lower-cased); its id."""
+        contact = MarketingContact(str(uuid.uuid4()), email.strip().lower(),
+                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        with self._lock:
+            self.contacts[contact.id] = contact
+        return contact.id
+
+    def search_contacts(self, body: dict) -> tuple[int, dict]:
+        emails = body.get("emails")
+        if not isinstance(emails, list) or not emails or len(emails) > MAX_SEARCH_EMAILS:
+            return 400, {"errors": [{"field": "emails", "message": f"emails must hold 1 to {MAX_SEARCH_EMAILS} "
+                                                                   "email addresses"}]}
+        invalid = [i for i, e in enumerate(emails) if not _is_address(e)]
+        if invalid:
+            return 400, {"errors": [{"field": f"emails[{i}]", "message": "invalid email"} for i in invalid]}
+        with self._lock:
+            for contact_id in [c.id for c in self.contacts.values() if c.searches_left == 0]:
+                del self.contacts[contact_id]  # its delete job has finished
+            by_email = {c.email: c for c in self.contacts.values()}
+            result, counted = {}, set()
+            for email in emails:
+                contact = by_email.get(email.strip().lower())
+                if contact is None:
+                    result[email] = {"error": "contact not found"}
+                    continue
+                result[email] = {"contact": contact.as_json()}
+                if contact.searches_left is not None and contact.id not in counted:
+                    contact.searches_left -= 1
+                    counted.add(contact.id)
+        if all("error" in r for r in result.values()):
+            return 404, {"errors": [{"field": None, "message": "No contacts found"}]}
+        return 200, {"result": result}
+
+    def delete_contacts(self, query: dict[str, str]) -> tuple[int, dict]:
+        ids = [i for i in query.get("ids", "").split(",") if i]
+        if not ids and query.get("delete_all_contacts") != "true":
+            return 400, {"errors": [{"field": "ids", "message": "ids or delete_all_contacts is required"}]}
+        job_id = str(uuid.uuid4())
+        with self._lock:
+            if not ids:
+                ids = list(self.contacts)
+            self.delete_jobs[job_id] = ids
+            for contact_id in ids:
+                if contact_id not in self.contacts:
+                    continue
+                if self.delete_after_searches:
+                    contact = self.contacts[contact_id]
+                    if contact.searches_left is None:
+                        contact.searches_left = self.delete_after_searches
+                else:
+                    del self.contacts[contact_id]
+        return 202, {"job_id": job_id}
+
+    def suppress_globally(self, body: dict) -> tuple[int, dict]:
+        emails = body.get("recipient_emails")
+        if not isinstance(emails, list) or not emails:
+            return 400, {"errors": [{"field": "recipient_emails", "message": "recipient_emails is required"}]}
+        invalid = [e for e in emails if not _is_address(e) or str(e).lower() in
+                   {a.lower() for a in self.invalid_addresses}]
+        if invalid:
+            return 400, {"errors": [{"field": "recipient_emails", "message": "one or more emails are invalid"}]}
+        with self._lock:
+            self.global_suppressions |= {e.lower() for e in emails}
+        return 201, {"recipient_emails": emails}
+
     def _new_batch(self) -> str:
         batch_id = secrets.token_hex(16)
         with self._lock:
@@ -229,6 +348,7 @@ class SendGridDouble:
 def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        _call: MarketingCall | None = None  # the marketing request being answered
 
         def log_message(self, format, *args):  # keep test output quiet
             pass
@@ -243,8 +363,10 @@ def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
             body = _parse(raw)
             count = len(body["personalizations"]) if isinstance(body.get("personalizations"), list) else 0
             path = self.path.split("?")[0]
-            if path not in (PATH, BATCH_PATH, SCHEDULED_SENDS_PATH):
+            if path not in (PATH, BATCH_PATH, SCHEDULED_SENDS_PATH, CONTACTS_SEARCH_PATH, GLOBAL_SUPPRESSIONS_PATH):
                 return self._send(404, {"errors": [{"field": None, "message": "Not Found"}]}, count)
+            if path in MARKETING_PATHS:
+                return self._marketing(mode, body if raw else None)
             if mode in _FAULTS:
                 return self._send(*_FAULTS[mode], count)
             if self.headers.get("Authorization") != f"Bearer {double.api_key}":
@@ -270,6 +392,42 @@ def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # accepted, but the client never learns it
                 return
             self._send(202, None, count, {"X-Message-Id": x_message_id})
+
+        def do_DELETE(self):
+            mode = double._next_mode()
+            self._read_body(int(self.headers.get("Content-Length") or 0))
+            if self.path.split("?")[0] != CONTACTS_PATH:
+                return self._send(404, {"errors": [{"field": None, "message": "Not Found"}]}, 0)
+            return self._marketing(mode, None)
+
+        def _marketing(self, mode: str, body: dict | None):
+            """A marketing contacts or global suppression request, answered as `mode` says."""
+            parts = urlsplit(self.path)
+            self._call = MarketingCall(self.command, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
+                                       body, None)
+            if mode == "drop_before":
+                double._record_marketing(self._call)
+                self.close_connection = True
+                return
+            if mode in _FAULTS:
+                return self._send(*_FAULTS[mode], 0)
+            if self.headers.get("Authorization") != f"Bearer {double.api_key}":
+                return self._send(*_FAULTS["401"], 0)
+            if mode == "slow":
+                double._closing.wait(double.slow_seconds)
+            if self.command == "DELETE":
+                status, payload = double.delete_contacts(self._call.query)
+            elif body is None:
+                status, payload = _FAULTS["400"]
+            elif parts.path == CONTACTS_SEARCH_PATH:
+                status, payload = double.search_contacts(body)
+            else:
+                status, payload = double.suppress_globally(body)
+            if mode == "drop_after":
+                double._record_marketing(self._call)
+                self.close_connection = True
+                return
+            return self._send(status, payload, 0)
 
         def do_PATCH(self):
             body = _parse(self._read_body(int(self.headers.get("Content-Length") or 0)))
@@ -301,6 +459,10 @@ def _handler_for(double: SendGridDouble) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, payload: dict | None, count: int, headers: dict[str, str] | None = None):
             if self.path.split("?")[0] == PATH:
                 double._record(status, count)
+            elif self._call is not None:
+                self._call.status = status
+                double._record_marketing(self._call)
+                self._call = None
             else:
                 double._record_call(self.command, self.path.split("?")[0], status)
             if status == 429:

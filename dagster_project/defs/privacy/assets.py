@@ -1,8 +1,10 @@
-"""The privacy assets of the daily run (docs/design/privacy.md):
+"""The privacy assets (docs/design/privacy.md):
 
-    privacy/privacy_requests  takes in landing privacy/*.jsonl; its check privacy_requests_on_time warns a
-                              week before an open request's deadline and fails once one has passed
-    ops/audit_log             the audit chain, sealed and verified
+    privacy/privacy_requests  (daily run) takes in landing privacy/*.jsonl; its check privacy_requests_on_time
+                              warns a week before an open request's deadline and fails once one has passed
+    ops/audit_log             (daily run) the audit chain, sealed and verified
+    privacy/request_work      (job privacy_requests, its own schedule) every open request worked through:
+                              erasures step by step (privacy/steps.py), access exports written
 
 
 Sealing records the send ledger's new outcomes and chains every entry waiting (consent and provider files
@@ -20,7 +22,7 @@ from dagster_project.privacy.audit_sources import seal_all
 from dagster_project.privacy.keys import SubjectKeys
 from dagster_project.privacy.state import open_requests, take_in_requests
 from dagster_project.resources import WarehouseResource
-from dagster_project.settings import privacy_deadline_days, privacy_key
+from dagster_project.settings import privacy_cron, privacy_deadline_days, privacy_key
 
 AUDIT_LOG = dg.AssetKey(["ops", "audit_log"])
 PRIVACY_GROUP = "privacy"
@@ -115,6 +117,50 @@ def audit_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
                   **({"broken_at_seq": dg.MetadataValue.int(result.broken_at)} if result.broken_at else {})})])
 
 
+REQUEST_WORK = dg.AssetKey(["privacy", "request_work"])
+PRIVACY_JOB = "privacy_requests"
+
+
+@dg.asset(
+    key=REQUEST_WORK,
+    deps=[PRIVACY_REQUESTS],
+    group_name=PRIVACY_GROUP,
+    owners=["team:data-platform"],
+    kinds={"python", "dbt", warehouse_kind()},
+    description="Works through every open privacy request. An erasure resolves the person through identity "
+    "resolution, writes keyed-hash proofs that keep them unmailable, deletes them at the CRM, HubSpot and SendGrid "
+    "(where configured), rewrites the landing and archive files without their records, deletes their rows from "
+    "every table, their .eml files and previews, rebuilds the dbt tables, and scans every table and file to prove "
+    "they are gone. An access request writes one JSON and one HTML export (MAILROOM_PRIVACY_EXPORT_DIR). Each step is "
+    "recorded in ops.privacy_request_steps; a failed one is retried with back-off, never skipped.",
+)
+def request_work(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from dagster_project.privacy.process import privacy_context, process_requests
+
+    report = process_requests(privacy_context(warehouse.settings))
+    for line in report.lines():
+        context.log.info(line)
+    rows = [f"| {o.request_id} | {o.type} | {o.state} | {len(o.steps_done)} | "
+            f"{'; '.join(f'{s}: {e}' for s, e in o.failed.items()) or ''} |" for o in report.outcomes]
+    return dg.MaterializeResult(metadata={
+        "requests_worked": dg.MetadataValue.int(len(report.outcomes)),
+        "completed": dg.MetadataValue.int(sum(o.state == "completed" for o in report.outcomes)),
+        "failing": dg.MetadataValue.int(sum(bool(o.failed) for o in report.outcomes)),
+        "leased_by_another_run": dg.MetadataValue.int(report.leased_elsewhere),
+        "requests": dg.MetadataValue.md("\n".join(["| request | type | state | steps done | failing |",
+                                                   "|---|---|---|---|---|", *rows]) if rows else "No open requests."),
+    })
+
+
 @dg.definitions
 def privacy() -> dg.Definitions:
-    return dg.Definitions(assets=[privacy_requests, audit_log])
+    job = dg.define_asset_job(
+        PRIVACY_JOB, selection=dg.AssetSelection.assets(PRIVACY_REQUESTS, REQUEST_WORK, AUDIT_LOG),
+        description="Take in privacy requests, work through every open erasure and access request, seal and verify "
+        "the audit chain.")
+    schedule = dg.ScheduleDefinition(
+        job=job, cron_schedule=privacy_cron(), execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Works through privacy requests daily (MAILROOM_PRIVACY_CRON, default 02:00 UTC; off until an "
+        "operator turns it on).")
+    return dg.Definitions(assets=[privacy_requests, request_work, audit_log], jobs=[job], schedules=[schedule])

@@ -1,0 +1,100 @@
+"""A whole erasure and an access request, on a copy of the session's campaigned sample (both engines): the
+requests arrive as a landing file, one run works them through (on PostgreSQL: two `privacy process` processes
+started together, so exactly one holds each request), and afterwards no table and no file Mailroom owns holds
+any identifier of the erased person, the other person's export holds their data, every step ran once, the audit
+chain verifies and names nobody, and a message to the erased address is suppressed `erased` at the last look."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from dagster_project.privacy.audit import verify
+from dagster_project.privacy.process import privacy_context, process_requests
+from dagster_project.privacy.rewrite import IdentifierMatcher, files_holding
+from dagster_project.privacy.runner import STEPS
+from dagster_project.privacy.steps import erasure_steps
+from dagster_project.privacy.subjects import resolve, scan
+from dagster_project.settings import load_activation_settings, privacy_export_dir, project_root
+from dagster_project.warehouse import Warehouse
+from reverse_etl.outgoing import OutgoingMessage
+from reverse_etl.presend import last_look
+
+from conftest import settings_environment
+
+NOW = datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _two_customers(conn) -> tuple[str, str]:
+    """Two customers with sent messages and a phone (the most places a person can be)."""
+    return tuple(row[0] for row in conn.fetchall(
+        "SELECT customer_id FROM ops.send_ledger WHERE customer_id IN (SELECT customer_id FROM "
+        "marts.customer_identities WHERE identifier_type = 'phone') GROUP BY customer_id ORDER BY customer_id LIMIT 2"))
+
+
+def _write_requests(landing: Path, ann_email: str, bob_email: str) -> None:
+    folder = landing / "privacy"
+    folder.mkdir(parents=True, exist_ok=True)
+    received = (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    lines = [{"request_id": "req-erase-ann", "type": "erase", "email": ann_email.upper(), "received_at": received},
+             {"request_id": "req-access-bob", "type": "access", "email": bob_email, "received_at": received}]
+    (folder / "requests.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_an_erasure_leaves_no_trace_and_an_access_request_exports_the_person(campaigned_warehouse):
+    settings = campaigned_warehouse.settings
+    warehouse = Warehouse(settings)
+    with warehouse.connect() as conn:
+        ann, bob = _two_customers(conn)
+        ann_email, bob_email = (conn.scalar("SELECT email FROM marts.dim_customers WHERE customer_id = ?", [c])
+                                for c in (ann, bob))
+        ann_working = resolve(conn, [("email", ann_email)])
+        bob_messages = conn.scalar("SELECT count(*) FROM ops.send_ledger WHERE customer_id = ?", [bob])
+    matcher = IdentifierMatcher(ann_working.identifiers)
+    roots = [settings.landing_dir, settings.previews_dir]
+    assert files_holding(roots, matcher), "the person is in the landing files to begin with"
+    _write_requests(settings.landing_dir, ann_email, bob_email)
+
+    if settings.warehouse == "postgres":  # two runs at once: each request is worked by one of them
+        environment = {**settings_environment(settings), "PATH": "/usr/bin:/bin"}
+        runs = [subprocess.Popen([sys.executable, "-m", "dagster_project.privacy", "process"], env=environment,
+                                 cwd=project_root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for _ in range(2)]
+        outputs = [run.communicate(timeout=600)[0] for run in runs]
+        assert all(run.returncode == 0 for run in runs), outputs
+    else:
+        report = process_requests(privacy_context(settings))
+        assert not any(outcome.failed for outcome in report.outcomes), report.lines()
+
+    with warehouse.connect() as conn:
+        states = dict(conn.fetchall("SELECT request_id, state FROM ops.privacy_requests"))
+        steps = conn.fetchall(f"SELECT step, state, attempts FROM {STEPS} WHERE request_id = 'req-erase-ann' "
+                              "ORDER BY step")
+        remaining = scan(conn, ann_working)
+        bob_after = conn.scalar("SELECT count(*) FROM ops.send_ledger WHERE customer_id = ?", [bob])
+        chain = verify(conn)
+        entries = [row[0] for row in conn.fetchall("SELECT payload_json FROM ops.audit_log WHERE kind IN "
+                                                   "('erasure_started', 'erasure', 'access')")]
+        working_left = conn.scalar("SELECT count(*) FROM ops.privacy_subjects")
+        look = last_look(conn, [OutgoingMessage("<new@mail.example.com>", "weekly_picks", "a", ann_email.title(), "s",
+                                                "<p>h</p>", "t", customer_id="c-new")],
+                         datetime.now(timezone.utc).replace(tzinfo=None), 0, timedelta(days=1))
+    assert states == {"req-erase-ann": "completed", "req-access-bob": "completed"}
+    assert {step for step, _, _ in steps} == {step.name for step in erasure_steps()}
+    assert all(attempts == 1 and state in ("done", "skipped") for _, state, attempts in steps), steps
+    assert remaining == [], remaining
+    assert files_holding([*roots, privacy_export_dir(settings.data_dir), load_activation_settings().outbox_dir],
+                         matcher) == []
+    assert bob_after == bob_messages > 0
+    assert chain.ok, chain.describe()
+    assert len(entries) == 3 and not any(value in entry for entry in entries for _, value in ann_working.identifiers)
+    assert working_left == 0
+    assert look.suppressed == {"<new@mail.example.com>": "erased"}
+
+    export = json.loads((privacy_export_dir(settings.data_dir) / "req-access-bob" / "access.json").read_text())
+    assert export["subject"]["customer_ids"] == [bob]
+    assert export["sections"]["messages"]["rows"]
+    assert ann_email not in json.dumps(export)
