@@ -55,5 +55,5 @@ def show_privacy_requests(demo, settings: Settings):
     print(f"  scan after the erasure: {'nowhere' if not after else f'still in {len(after)} columns'} "
           "(every text column of every table, the landing and archive files, previews and exports)")
     print(f"  access export: {privacy_export_dir(settings.data_dir) / lines[1]['request_id']}/access.{{json,html}}")
-    print(f"  audit: {chain.describe()}" + (f", head {chain.head.entry_hash[:12]}" if chain.head else ""))
+    print(f"  {chain.describe()}")
     return run

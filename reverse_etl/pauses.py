@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from dagster_project.privacy import audit
 from dagster_project.warehouse import Connection, columns
 
 TABLE = "ops.campaign_pauses"
@@ -123,6 +124,8 @@ def _append(conn: Connection, campaign_id: str, action: str, reason: str, actor:
             [entry.campaign_id, entry.entry, entry.action, entry.reason, entry.actor, entry.run_key,
              entry.recorded_at])
         if inserted:
+            audit.record(conn, "config", {"campaign_id": campaign_id, "action": action, "reason": reason,
+                                          "actor": actor, "run_key": run_key}, now)
             return entry
         # Another writer appended this entry first: look again at what the campaign's state is now.
 

@@ -169,6 +169,35 @@ def test_two_sealers_at_once_chain_every_pending_entry_once(warehouse):
             "SELECT payload_json FROM ops.audit_log WHERE kind = 'send' ORDER BY seq")]
         assert conn.scalar("SELECT count(*) FROM ops.audit_log WHERE kind = ?", [GENESIS]) == 1
     assert numbers == list(range(300))  # each once, in the order recorded
+    assert conn_configs(warehouse) == 1  # the configuration, recorded by one of them
     verified = subprocess.run([sys.executable, "-m", "dagster_project.privacy", "audit", "verify"], env=environment,
                               cwd=project_root(), capture_output=True, text=True)
-    assert verified.returncode == 0 and "audit chain verified: 301 entries" in verified.stdout
+    assert verified.returncode == 0 and "audit chain verified: 302 entries" in verified.stdout
+
+
+def conn_configs(warehouse) -> int:
+    with warehouse.connect() as conn:
+        return conn.scalar("SELECT count(*) FROM ops.audit_log WHERE kind = 'config'")
+
+
+def test_a_configuration_change_is_recorded_once_and_pauses_as_they_happen(warehouse, monkeypatch, tmp_path):
+    from dagster_project.privacy.audit_config import config_snapshot, record_config_if_changed
+    from reverse_etl.pauses import pause, resume
+
+    with warehouse.connect() as conn:
+        assert record_config_if_changed(conn, NOW)
+        assert not record_config_if_changed(conn, NOW)  # unchanged: nothing new
+    seal(warehouse, NOW)
+    with warehouse.connect() as conn:
+        assert not record_config_if_changed(conn, NOW)  # the sealed entry is the last one
+        monkeypatch.setenv("MAILROOM_FREQUENCY_CAP_PER_7_DAYS", "7")
+        assert record_config_if_changed(conn, NOW) and config_snapshot()["frequency_cap"] == 7
+        pause(conn, "weekly_picks", "bounce rate 6% over 5%", "guard", NOW + timedelta(microseconds=1))
+        pause(conn, "weekly_picks", "again", "guard", NOW)  # already paused: nothing recorded
+        resume(conn, "weekly_picks", "list cleaned", "ops@example.com", NOW + timedelta(microseconds=2))
+    seal(warehouse, NOW)
+    with warehouse.connect() as conn:
+        configs = [json.loads(row[0]) for row in conn.fetchall(
+            "SELECT payload_json FROM ops.audit_log WHERE kind = 'config' ORDER BY seq")]
+        assert verify(conn).ok
+    assert [c.get("frequency_cap", c.get("action")) for c in configs] == [3, 7, "pause", "resume"]

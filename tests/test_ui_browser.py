@@ -147,6 +147,10 @@ def test_demo_tells_its_story_and_leaves_runs_of_the_code_location(demo_instance
     assert re.search(r"  cart_abandonment +[1-9]\d* entered; messages: reminder [1-9]\d*, incentive [1-9]\d*; "
                      r"waiting at wait_24h [1-9]\d*; exited: purchased_cart [1-9]", out), out
     assert "quarantined (kept in raw.quarantine" in out and "raw.cdp_events" in out
+    # Then one mailed customer is erased and another gets their data; the audit chain holds.
+    assert re.search(r"  demo-erase-\d+: completed \(11 steps, 2 skipped: provider not configured\)", out), out
+    assert re.search(r"  demo-access-\d+: completed \(3 steps\)", out), out
+    assert "scan after the erasure: nowhere" in out and re.search(r"audit chain verified: [1-9][\d,]* entries", out)
     # The weekly campaign's roll-out looked: on 120 customers its arms stay below the minimum units,
     # and the deadline (two days after the sample's day) has passed, so the remainder gets the control.
     assert re.search(r"weekly_picks_rollout +[\d.]+ s  1 run\(s\) decided now, 0 waiting, [1-9]\d* remainder", out), out

@@ -78,7 +78,11 @@ def sweep_ledger(conn: Connection, recorded_at: datetime) -> int:
 
 
 def seal_all(warehouse: Warehouse, now: datetime) -> tuple[int, int]:
-    """Sweep the ledger, then chain everything pending: (ledger rows swept, entries appended)."""
+    """Sweep the ledger, record the configuration if it changed, then chain everything pending: (ledger rows
+    swept, entries appended)."""
+    from dagster_project.privacy.audit_config import record_config_if_changed
+
     with warehouse.connect() as conn:
         swept = sweep_ledger(conn, now)
+        record_config_if_changed(conn, now)
     return swept, audit.seal(warehouse, now)

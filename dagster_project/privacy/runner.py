@@ -61,6 +61,7 @@ class Step:
     name: str
     run: Callable  # (context, request) -> dict of counts
     blocking: bool = True  # False: a failure here lets the later steps that do not need it go on
+    final: bool = False  # runs only once every step before it is done (it destroys what a retry would need)
 
 
 @dataclass
@@ -158,7 +159,8 @@ def run_request(warehouse: Warehouse, context, request: OpenRequestRow, steps: l
             outcome.counts[step.name] = detail
             continue
         now = clock()
-        if blocked or (next_at is not None and next_at > now):
+        unfinished = len(outcome.steps_done) < steps.index(step)
+        if blocked or (step.final and unfinished) or (next_at is not None and next_at > now):
             if error:
                 outcome.failed[step.name] = error
             blocked = blocked or step.blocking

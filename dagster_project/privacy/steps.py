@@ -75,11 +75,11 @@ def erasure_steps() -> list[Step]:
             *(Step(name, _provider_step(name), blocking=False) for name in PROVIDER_STEPS),
             Step("landing_files", landing_files_step), Step("warehouse_rows", warehouse_rows_step),
             Step("files", files_step), Step("rebuild", rebuild_step), Step("verify", verify_step),
-            Step("forget", forget_step)]
+            Step("forget", forget_step, final=True)]
 
 
 def access_steps() -> list[Step]:
-    return [Step("resolve", resolve_step), Step("export", export_step), Step("forget", forget_access_step)]
+    return [Step("resolve", resolve_step), Step("export", export_step), Step("forget", forget_access_step, final=True)]
 
 
 def resolve_step(context: PrivacyContext, request: OpenRequestRow) -> dict:
