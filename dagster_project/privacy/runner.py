@@ -21,19 +21,20 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dagster_project.privacy import audit
 from dagster_project.privacy.state import COMPLETED, IN_PROGRESS, NEEDS_REVIEW, RECEIVED, REQUESTS
-from dagster_project.warehouse import Connection, Warehouse, columns, ensure_table
+from dagster_project.warehouse import Column, Connection, Warehouse, columns, ensure_table
 
 STEPS = "ops.privacy_request_steps"
 STEP_COLUMNS = columns(
     "request_id:VARCHAR step:VARCHAR state:VARCHAR attempts:INTEGER next_attempt_at:TIMESTAMP last_error:VARCHAR "
     "detail_json:VARCHAR owner:VARCHAR done_at:TIMESTAMP updated_at:TIMESTAMP"
-)
+) + (Column("seconds", "DOUBLE PRECISION"),)  # how long the step's successful attempt took
 PENDING, DONE, FAILED, SKIPPED = "pending", "done", "failed", "skipped"
 LEASE = timedelta(minutes=30)
 FIRST_BACKOFF, MAX_BACKOFF = timedelta(minutes=1), timedelta(hours=6)
@@ -169,6 +170,7 @@ def run_request(warehouse: Warehouse, context, request: OpenRequestRow, steps: l
             if not _holds_lease(conn, request.request_id, owner, now):
                 outcome.state = "lease_lost"
                 return outcome
+        started = time.perf_counter()
         try:
             counts, new_state = step.run(context, request) or {}, DONE
         except Skipped as reason:
@@ -190,10 +192,10 @@ def run_request(warehouse: Warehouse, context, request: OpenRequestRow, steps: l
             continue
         with warehouse.connect() as conn:
             conn.execute(f"UPDATE {STEPS} SET state = ?, attempts = attempts + 1, next_attempt_at = NULL, "
-                         "last_error = NULL, detail_json = ?, owner = ?, done_at = ?, updated_at = ? "
+                         "last_error = NULL, detail_json = ?, owner = ?, done_at = ?, updated_at = ?, seconds = ? "
                          "WHERE request_id = ? AND step = ?",
                          [new_state, json.dumps(counts, sort_keys=True), owner, clock(), clock(),
-                          request.request_id, step.name])
+                          round(time.perf_counter() - started, 3), request.request_id, step.name])
         outcome.steps_done.append(step.name)
         outcome.counts[step.name] = counts
     if len(outcome.steps_done) == len(steps):
