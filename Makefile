@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 MANIFEST := dbt/target/manifest.json
 
-.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-identity bench-experiments bench-journeys bench-predictive quality-docs clean clean-data
+.PHONY: install lock prepare demo test test-fast lint dev receiver bench bench-end-to-end bench-identity bench-experiments bench-journeys bench-predictive bench-privacy quality-docs clean clean-data
 
 install: $(INSTALLED)
 
@@ -111,6 +111,11 @@ bench-journeys: prepare
 # planning a campaign's send times, training and scoring the propensity models.
 bench-predictive: prepare
 	$(BIN)/python -m benchmarks.predictive --scale $(SCALE) --seed $(SEED)
+
+# Privacy requests at SCALE customers on DuckDB: after the daily job and the batch campaigns end to end,
+# 10 erasures and 1 access request in one run (seconds per step), then the audit chain at 1M entries.
+bench-privacy: prepare
+	$(BIN)/python -m benchmarks.privacy --scale $(SCALE) --seed $(SEED)
 
 clean-data:
 	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/quality-docs data/outbox data/crm.sqlite data/previews data/logs

@@ -29,6 +29,7 @@ def write_report(results_dir: Path, target: Path) -> None:
     suites = [r for r in every if "test_suite" in r]
     journeys = [r for r in every if "latency_seconds" in r]
     predictive = [r for r in every if "predictive" in r]
+    privacy = [r for r in every if "privacy" in r]
     lines = [HEADER]
     machines = sorted({summary({**r["machine"], "postgres": None}) for r in every})
     servers = sorted({r["machine"]["postgres"] for r in results if r["machine"].get("postgres")})
@@ -61,6 +62,7 @@ def write_report(results_dir: Path, target: Path) -> None:
     lines.extend(_experiment_lines(experiments))
     lines.extend(_journey_lines(journeys))
     lines.extend(_predictive_lines(predictive))
+    lines.extend(_privacy_lines(privacy))
     lines.extend(_suite_lines(suites))
     target.write_text("\n".join(lines) + "\n")
 
@@ -180,6 +182,54 @@ def _predictive_lines(results: list[dict]) -> list[str]:
             lines.append(f"| {_number(result['scale'])} | {result['warehouse']} | {stage} | {seconds} | {memory} "
                          f"| {detail} | {result['recorded_at'][:10]} |")
     return lines
+
+
+def _privacy_lines(results: list[dict]) -> list[str]:
+    """`make bench-privacy`: erasure and access requests worked through in one run, step by step, and the
+    audit chain sealed and verified at a million entries (benchmarks/privacy.py)."""
+    if not results:
+        return []
+    lines = ["", "## Privacy requests\n",
+             "On a warehouse built end to end (the daily job and the batch campaigns), erasure and access requests "
+             "for mailed customers, landed as one file and worked through by one `process_requests` call in its own "
+             "process (peak memory is its own). Per step: the sum and the largest of its seconds over the requests "
+             "(ops.privacy_request_steps), its counts summed. The rebuild step is a full `dbt run` of the table "
+             "models, once per erasure. Then the audit chain: entries put into ops.audit_pending by batched "
+             "inserts, `seal`, `verify`, each in its own process.\n",
+             "| customers | warehouse | stage | requests | seconds | largest s | peak MiB | states or result "
+             "| counts | recorded |",
+             "|---:|---|---|---:|---:|---:|---:|---|---|---|"]
+    for result in sorted(results, key=lambda r: r["scale"]):
+        start = f"| {_number(result['scale'])} | {result['warehouse']} "
+        end = f"| {result['recorded_at'][:10]} |"
+        figures = result["privacy"]
+        process = figures["process"]
+        lines.append(f"{start}| process_requests | {sum(result['requests'].values())} | {process['seconds']:.1f} | "
+                     f"| {process['peak_memory_mib']:.0f} "
+                     f"| {', '.join(f'{k} {v}' for k, v in process['result']['states'].items())} | {end}")
+        for kind, steps in figures["steps"].items():
+            for step, s in steps.items():
+                states = ", ".join(f"{state} {n}" for state, n in s["states"].items())
+                lines.append(f"{start}| &nbsp;&nbsp;{kind}: {step} | {s['requests']} | {s['sum_seconds']:.1f} "
+                             f"| {s['max_seconds']:.1f} | | {states} | {_counts(s['counts'])} {end}")
+        for stage, audit in figures["audit"].items():
+            detail = ", ".join(f"{k} {_number(v)}" for k, v in audit["result"].items() if k != "seconds")
+            lines.append(f"{start}| audit chain: {stage} | | {audit['result']['seconds']:.1f} | "
+                         f"| {audit['peak_memory_mib']:.0f} | {detail} | {end}")
+    return lines
+
+
+def _counts(counts: dict) -> str:
+    """A step's summed counts on one line; a breakdown (rows deleted per table) as its total."""
+    shown = []
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            numbers = _flat(value).values()
+            shown.append(f"{key} {_number(sum(numbers))} ({len(numbers)})" if len(numbers) > 3 else
+                         ", ".join(f"{key} {k} {_number(v)}" for k, v in _flat(value).items()))
+        else:
+            shown.append(f"{key} {_number(value)}")
+    return "; ".join(shown)
 
 
 def _flat(values: dict, prefix: str = "") -> dict:

@@ -4,7 +4,8 @@ started together, so exactly one holds each request; on DuckDB in two runs with 
 the first meeting a HubSpot outage: the request stays open with that step failed and is completed by the next
 run, never before), and afterwards no table and no file Mailroom owns holds
 any identifier of the erased person, the other person's export holds their data, every step ran once, the audit
-chain verifies and names nobody, and a message to the erased address is suppressed `erased` at the last look."""
+chain verifies and names nobody, a message to the erased address is suppressed `erased` at the last look, and
+their old CRM and CDP exports dropped again load nothing of them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from dagster_project.ingest.loader import ingest_source
+from dagster_project.ingest.sources import SOURCES
 from dagster_project.privacy.audit import verify
 from dagster_project.privacy.process import privacy_context, process_requests
 from dagster_project.privacy.rewrite import IdentifierMatcher, files_holding
@@ -46,6 +49,20 @@ def _write_requests(landing: Path, ann_email: str, bob_email: str) -> None:
     lines = [{"request_id": "req-erase-ann", "type": "erase", "email": ann_email.upper(), "received_at": received},
              {"request_id": "req-access-bob", "type": "access", "email": bob_email, "received_at": received}]
     (folder / "requests.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def _old_exports_dropped_again_bring_nobody_back(settings, warehouse, working, old_exports: dict) -> None:
+    """The CRM and CDP files as they were before the erasure, dropped again under new names: the person's
+    records are dropped at ingest (counted, not quarantined); everyone else's are the duplicates they are."""
+    assert set(old_exports) == {"crm", "cdp"}
+    for source, content in old_exports.items():
+        suffix = ".csv" if source == "crm" else ".jsonl"
+        (settings.landing_dir / source / f"redelivered{suffix}").write_bytes(content)
+        report = ingest_source(warehouse, SOURCES[source], settings.landing_dir)
+        [loaded] = report.files_loaded
+        assert loaded.rows_loaded == 0 and loaded.erased_subject > 0
+    with warehouse.connect() as conn:
+        assert scan(conn, working) == []
 
 
 def _erase_through_a_hubspot_outage(settings, warehouse, email: str, monkeypatch) -> None:
@@ -84,7 +101,10 @@ def test_an_erasure_leaves_no_trace_and_an_access_request_exports_the_person(cam
         bob_messages = conn.scalar("SELECT count(*) FROM ops.send_ledger WHERE customer_id = ?", [bob])
     matcher = IdentifierMatcher(ann_working.identifiers)
     roots = [settings.landing_dir, settings.previews_dir]
-    assert files_holding(roots, matcher), "the person is in the landing files to begin with"
+    held = files_holding(roots, matcher)
+    assert held, "the person is in the landing files to begin with"
+    old_exports = {source: Path(hit.path).read_bytes() for hit in held for source in ("crm", "cdp")
+                   if Path(hit.path).parent.name == source}
     _write_requests(settings.landing_dir, ann_email, bob_email)
 
     if settings.warehouse == "postgres":  # two runs at once: each request is worked by one of them
@@ -123,6 +143,8 @@ def test_an_erasure_leaves_no_trace_and_an_access_request_exports_the_person(cam
     assert len(entries) == 3 and not any(value in entry for entry in entries for _, value in ann_working.identifiers)
     assert working_left == 0
     assert look.suppressed == {"<new@mail.example.com>": "erased"}
+
+    _old_exports_dropped_again_bring_nobody_back(settings, warehouse, ann_working, old_exports)
 
     export = json.loads((privacy_export_dir(settings.data_dir) / "req-access-bob" / "access.json").read_text())
     assert export["subject"]["customer_ids"] == [bob]

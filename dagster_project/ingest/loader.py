@@ -35,6 +35,7 @@ from dagster_project.ingest.reader import LandingFileError, ReadLimits, landing_
 from dagster_project.ingest.sources import SOURCES, Source
 from dagster_project.ingest.values import Clock, Rejected
 from dagster_project.privacy.audit_sources import incoming_counts, record_ingest
+from dagster_project.privacy.ingest_guard import ErasureGuard
 from dagster_project.warehouse import Column, Connection, Warehouse
 
 LINEAGE_COLUMNS = (Column("source_file", "VARCHAR"), Column("source_line", "BIGINT"))
@@ -70,6 +71,7 @@ class FileReport:
     rows_quarantined: int = 0  # duplicates included: they are quarantined with their own reason
     reasons: Counter = field(default_factory=Counter)
     error: str | None = None  # set when the file as a whole was rejected
+    erased_subject: int = 0  # records of erased people from before their erasure: dropped, never kept
 
     @property
     def duplicates(self) -> int:
@@ -153,9 +155,11 @@ class SpooledFile:
 
 
 def _spool(path: Path, source: Source, relative: str, loaded_at: str, clock: Clock,
-           rows_csv: Path, rejects_csv: Path, limits: ReadLimits) -> FileReport:
+           rows_csv: Path, rejects_csv: Path, limits: ReadLimits, guard: ErasureGuard | None = None) -> FileReport:
     """Parse the file once, writing loadable rows and rejects to two CSV files. A key repeated
-    within the file is rejected here; keys loaded by earlier files are caught in the warehouse."""
+    within the file is rejected here; keys loaded by earlier files are caught in the warehouse. Records
+    of erased people from before their erasure (`guard`) are dropped and only counted."""
+    column_names = [c.name for c in source.columns]
     report = FileReport(relative)
     key_positions = [i for i, column in enumerate(source.columns) if column.name in source.key]
     duplicate = DUPLICATE_REASON.format(key=source.key_label)
@@ -177,6 +181,9 @@ def _spool(path: Path, source: Source, relative: str, loaded_at: str, clock: Clo
                     seen_keys.add(key)
                 except Rejected as rejected:
                     reason = str(rejected)
+            if reason is None and guard is not None and guard.erased(source.name, column_names, values):
+                report.erased_subject += 1
+                continue
             if reason is not None:
                 report.reasons[reason.split(":")[0]] += 1
                 rejects.writerow([source.name, relative, raw.line, raw.payload, reason, loaded_at])
@@ -186,9 +193,10 @@ def _spool(path: Path, source: Source, relative: str, loaded_at: str, clock: Clo
 
 
 def _spool_in_worker(args) -> FileReport:
-    path, source_name, relative, loaded_at, now, rows_csv, rejects_csv, limits = args
+    path, source_name, relative, loaded_at, now, rows_csv, rejects_csv, limits, guard = args
     try:
-        return _spool(path, SOURCES[source_name], relative, loaded_at, Clock(now), rows_csv, rejects_csv, limits)
+        return _spool(path, SOURCES[source_name], relative, loaded_at, Clock(now), rows_csv, rejects_csv, limits,
+                      guard)
     except Exception as error:
         if _is_infrastructure_error(error):
             raise  # a full disk or a permission problem is not the file's fault: the run fails, the file waits
@@ -355,10 +363,11 @@ def ingest_source(
         report.seconds = time.perf_counter() - started
         return report
 
+    guard = _erasure_guard(warehouse)
     with tempfile.TemporaryDirectory(prefix="mailroom-ingest-") as scratch:
         jobs = [
             (file.path, source.name, file.relative, loaded_at, now,
-             Path(scratch) / f"{number}-rows.csv", Path(scratch) / f"{number}-rejects.csv", limits)
+             Path(scratch) / f"{number}-rows.csv", Path(scratch) / f"{number}-rejects.csv", limits, guard)
             for number, file in enumerate(pending)
         ]
         for file, job, file_report in zip(pending, jobs, _spool_all(jobs, workers)):
@@ -375,6 +384,7 @@ def ingest_source(
             progress(
                 f"{source.name}: {file.relative}: {file_report.rows_loaded:,} loaded, "
                 f"{file_report.rows_quarantined:,} quarantined of {file_report.rows_read:,} read"
+                + (f", {file_report.erased_subject:,} of erased people dropped" if file_report.erased_subject else "")
             )
             if archive_dir is not None:
                 _archive(file.path, archive_dir, source, file.digest)
@@ -384,6 +394,17 @@ def ingest_source(
             analyze_after_load(conn, source.qualified_table)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _erasure_guard(warehouse: Warehouse) -> ErasureGuard | None:
+    """The erased subjects' keyed hashes, when there are any (the key is read only then)."""
+    with warehouse.connect() as conn:
+        if not conn.table_exists("ops", "erasure_proofs") or not conn.scalar(
+                "SELECT count(*) FROM ops.erasure_proofs"):
+            return None
+        from dagster_project.settings import privacy_key
+
+        return ErasureGuard.load(conn, privacy_key(warehouse.settings.data_dir))
 
 
 def _load_or_reject(warehouse: Warehouse, source: Source, spooled: SpooledFile, loaded_at: str,
