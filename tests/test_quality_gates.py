@@ -93,9 +93,10 @@ def dbt_materializations(result: dg.ExecuteInProcessResult) -> list[dg.AssetKey]
 PROBE = dg.AssetKey(["campaign_probe"])
 
 
-def run_with_downstream_probe() -> tuple[dg.ExecuteInProcessResult, list]:
+def run_with_downstream_probe(only_features: bool = False) -> tuple[dg.ExecuteInProcessResult, list]:
     """The daily job plus an asset that reads customer_features, standing in for personalization
-    and sends; returns the run and a list that holds True if the probe ran."""
+    and sends; returns the run and a list that holds True if the probe ran. `only_features`: just
+    customer_features (its dbt model, tests and gate) and the probe, on a warehouse built already."""
     ran = []
 
     @dg.asset(key=PROBE, deps=[dg.AssetKey(["marts", "customer_features"])])
@@ -107,7 +108,10 @@ def run_with_downstream_probe() -> tuple[dg.ExecuteInProcessResult, list]:
 
     # The daily job's assets (not the ops tables', batch campaigns' or the predictive models') and the probe.
     selection = (dg.AssetSelection.all() - batch_campaign_assets(load_campaigns())
-                 - dg.AssetSelection.assets(*ops_table_keys()) - dg.AssetSelection.groups("predictive"))
+                 - dg.AssetSelection.assets(*ops_table_keys()) - dg.AssetSelection.groups("predictive")
+                 - dg.AssetSelection.assets(dg.AssetKey(["privacy", "request_work"])))
+    if only_features:
+        selection = dg.AssetSelection.assets(dg.AssetKey(["marts", "customer_features"]), PROBE)
     defs = dg.Definitions.merge(
         load_definitions(),
         dg.Definitions(assets=[campaign_probe], jobs=[dg.define_asset_job("with_probe", selection)]),
@@ -197,12 +201,9 @@ def test_a_volume_drop_blocks_the_run(mailroom_env, sample_landing, prepared_dbt
     assert dbt_materializations(result) == []
 
 
-@pytest.mark.slow
-def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(
-    mailroom_env, sample_landing, prepared_dbt, tmp_path, monkeypatch
-):
+def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(built_warehouse, tmp_path, monkeypatch):
     """Suites are data: one more expectation in JSON, no code change, and the run stops."""
-    settings = with_landing(mailroom_env, sample_landing)
+    settings = built_warehouse.settings
     suites = tmp_path / "expectations"
     shutil.copytree(settings.expectations_dir, suites)
     document = json.loads((suites / "customer_features.json").read_text())
@@ -214,7 +215,7 @@ def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(
     (suites / "customer_features.json").write_text(json.dumps(document))
     monkeypatch.setenv("MAILROOM_EXPECTATIONS_DIR", str(suites))
 
-    result, ran = run_with_downstream_probe()
+    result, ran = run_with_downstream_probe(only_features=True)
     gate = gate_checks(result)["gx_customer_features"]
     assert not gate.passed
     assert "expect_column_max_to_be_between(engagement_score)" in gate.metadata["blocking_failures"].value
@@ -222,12 +223,11 @@ def test_adding_an_expectation_to_a_suite_file_blocks_downstream_assets(
     assert PROBE not in {e.asset_key for e in result.get_asset_materialization_events()}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("warehouse_kind", ["duckdb"], indirect=False)
-def test_without_a_failing_gate_the_downstream_asset_runs(mailroom_env, sample_landing, prepared_dbt):
-    with_landing(mailroom_env, sample_landing)
-    result, ran = run_with_downstream_probe()
+def test_without_a_failing_gate_the_downstream_asset_runs(built_warehouse):
+    result, ran = run_with_downstream_probe(only_features=True)
     assert result.success and ran == [True]
+    assert gate_checks(result)["gx_customer_features"].passed
 
 
 @pytest.mark.slow
