@@ -129,3 +129,42 @@ def test_the_command_line_writes_a_request_the_intake_takes_in(settings):
     assert taken.returncode == 0 and "1 new requests (req-9)" in taken.stdout, taken.stdout + taken.stderr
     status = cli("status")
     assert "req-9  erase   received" in status.stdout and "1 open requests" in status.stdout
+
+
+def test_an_erasure_of_a_shared_address_waits_for_review_and_an_operator_can_close_it(mailroom_env, warehouse):
+    """The smallest world that makes it fail: identity resolution's audit says the address is shared by two
+    user ids. Erasing it would erase both, so the request stops before writing anything about the person."""
+    from dagster_project.privacy.process import privacy_context, process_requests
+    from dagster_project.privacy.state import close_request
+
+    with warehouse.connect() as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE TABLE marts.identity_resolution_audit (identifier_type VARCHAR, identifier_value VARCHAR, "
+                     "reason VARCHAR)")
+        conn.execute("INSERT INTO marts.identity_resolution_audit VALUES ('email', 'team@example.com', "
+                     "'shared_by_user_ids')")
+    folder = mailroom_env.landing_dir / "privacy"
+    folder.mkdir(parents=True)
+    (folder / "requests.jsonl").write_text(json.dumps({"request_id": "req-team", "type": "erase", "email":
+                                                       "Team@Example.com", "received_at": "2026-11-30T09:00:00Z"}))
+    report = process_requests(privacy_context(mailroom_env))
+    [outcome] = report.outcomes
+    assert outcome.state == "needs_review" and "shared by several people" in outcome.failed["resolve"]
+    assert "team@example.com" not in " ".join(report.lines()).lower()
+    with warehouse.connect() as conn:
+        assert not conn.table_exists("ops", "erasure_proofs")  # nothing was done about anyone
+        assert conn.fetchall("SELECT step, state FROM ops.privacy_request_steps WHERE state <> 'pending'") == [
+            ("resolve", "failed")]
+    assert process_requests(privacy_context(mailroom_env)).outcomes == []  # waiting for review: left alone
+
+    closed = subprocess.run([sys.executable, "-m", "dagster_project.privacy", "close", "req-team", "--reason",
+                             "superseded"], env={**settings_environment(mailroom_env), "PATH": "/usr/bin:/bin"},
+                            cwd=project_root(), capture_output=True, text=True)
+    assert closed.returncode == 0 and "closed (superseded)" in closed.stdout, closed.stderr
+    with warehouse.connect() as conn:
+        assert "is closed" in close_request(conn, "req-team", "superseded", datetime(2026, 12, 1))
+        assert "must be one of" in close_request(conn, "req-team", "because", datetime(2026, 12, 1))
+        entries = [json.loads(row[0]) for row in conn.fetchall(
+            "SELECT payload_json FROM ops.audit_pending WHERE kind = 'privacy_request_closed'")]
+        assert conn.scalar("SELECT state FROM ops.privacy_requests WHERE request_id = 'req-team'") == "closed"
+    assert entries == [{"request_id": "req-team", "reason": "superseded"}]

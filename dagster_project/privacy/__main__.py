@@ -1,4 +1,4 @@
-"""python -m dagster_project.privacy request|intake|process|status|audit ...
+"""python -m dagster_project.privacy request|intake|process|status|close|audit ...
 
 Privacy requests and the audit chain of the warehouse the MAILROOM_* environment names:
   request erase|access --email A [--user-id U] [--request-id R] [--received-at T]
@@ -7,6 +7,8 @@ Privacy requests and the audit chain of the warehouse the MAILROOM_* environment
   process take in new requests and work through every open one: erasures step by step, access exports
           (exit code 1 when a request has a failing step; it is retried at the next run)
   status  the open requests: state, received, due
+  close <request_id> --reason superseded|refused|withdrawn
+          close a received request, or one waiting for review, without carrying it out (audited)
   audit seal|verify|anchor [--anchors FILE]
           seal: record the send ledger's new outcomes, then chain every entry waiting in ops.audit_pending;
           verify: walk the chain from the first entry and report the first broken link, then check that it
@@ -27,7 +29,14 @@ from dagster_project.privacy.audit import AuditError, read_anchors, verify, writ
 from dagster_project.privacy.audit_sources import seal_all
 from dagster_project.privacy.keys import SubjectKeys
 from dagster_project.privacy.requests import parse_request
-from dagster_project.privacy.state import LANDING_FOLDER, open_requests, take_in_requests
+from dagster_project.privacy.state import (
+    CLOSE_REASONS,
+    LANDING_FOLDER,
+    close_request,
+    ensure_privacy_tables,
+    open_requests,
+    take_in_requests,
+)
 from dagster_project.settings import load_settings, privacy_deadline_days, privacy_key
 from dagster_project.warehouse import Warehouse
 from reverse_etl.receiver.landing_writer import write_landing_file
@@ -45,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("intake", help="record the landing privacy requests not seen before")
     commands.add_parser("process", help="work through every open privacy request")
     commands.add_parser("status", help="the open privacy requests")
+    close = commands.add_parser("close", help="close a request without carrying it out")
+    close.add_argument("request_id")
+    close.add_argument("--reason", required=True, choices=list(CLOSE_REASONS))
     audit = commands.add_parser("audit", help="seal, verify or anchor the audit chain")
     audit.add_argument("action", choices=["seal", "verify", "anchor"])
     audit.add_argument("--anchors", type=Path, help="the anchor file (default MAILROOM_AUDIT_ANCHOR_FILE)")
@@ -96,6 +108,15 @@ def _requests(args, settings, warehouse: Warehouse, now: datetime) -> int:
         report = process_requests(privacy_context(settings))
         print("\n".join(report.lines()))
         return 1 if any(outcome.failed for outcome in report.outcomes) else 0
+    if args.command == "close":
+        with warehouse.connect() as conn:
+            ensure_privacy_tables(conn)
+            problem = close_request(conn, args.request_id, args.reason, now)
+        if problem:
+            print(f"cannot close: {problem}", file=sys.stderr)
+            return 2
+        print(f"request {args.request_id} closed ({args.reason})")
+        return 0
     if args.command == "intake":
         report = take_in_requests(warehouse, settings.landing_dir, SubjectKeys(privacy_key(settings.data_dir)), now,
                                   privacy_deadline_days())

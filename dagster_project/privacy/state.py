@@ -3,7 +3,8 @@
 a usable request, with the reason.
 
     received ──(the erasure or export runs)──> in_progress ──> completed
-                                                   └──> needs_review (an operator decides)
+        │                                          └──> needs_review (an operator decides)
+        └──────────────> closed <── (`close`: superseded by a new request, refused, withdrawn) ──┘
 
 A request row holds keyed hashes of the identifiers it names (privacy/keys.py), never the identifiers: the
 landing line keeps those until the request is done. Taking the same landing files in again changes
@@ -32,6 +33,8 @@ REQUEST_COLUMNS = columns(
 REJECTION_COLUMNS = columns("source_file:VARCHAR source_line:INTEGER line_sha256:VARCHAR reason:VARCHAR "
                             "recorded_at:TIMESTAMP")
 RECEIVED, IN_PROGRESS, NEEDS_REVIEW, COMPLETED = "received", "in_progress", "needs_review", "completed"
+CLOSED = "closed"
+CLOSE_REASONS = ("superseded", "refused", "withdrawn")  # no free text: the reason goes into the audit chain
 OPEN_STATES = (RECEIVED, IN_PROGRESS, NEEDS_REVIEW)
 LANDING_FOLDER = "privacy"
 REUSED = "request_id {request_id} was received before with other content; the first request stands (send a new id)"
@@ -124,3 +127,20 @@ def open_requests(conn: Connection) -> list[OpenRequest]:
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def close_request(conn: Connection, request_id: str, reason: str, now: datetime) -> str | None:
+    """Close a request nobody is working on (received, or waiting for review) without carrying it out; None
+    when done, else why not. An erasure already under way is finished, not closed: its proofs keep the person
+    suppressed."""
+    if reason not in CLOSE_REASONS:
+        return f"the reason must be one of {', '.join(CLOSE_REASONS)}"
+    closed = conn.execute(f"UPDATE {REQUESTS} SET state = ?, updated_at = ?, completed_at = ? WHERE request_id = ? "
+                          "AND state IN (?, ?) AND lease_owner IS NULL",
+                          [CLOSED, now, now, request_id, RECEIVED, NEEDS_REVIEW])
+    if not closed:
+        state = conn.fetchall(f"SELECT state FROM {REQUESTS} WHERE request_id = ?", [request_id])
+        return (f"no request {request_id}" if not state else
+                f"request {request_id} is {state[0][0]}: only a received request or one waiting for review closes")
+    audit.record(conn, "privacy_request_closed", {"request_id": request_id, "reason": reason}, now)
+    return None
