@@ -263,9 +263,11 @@ def _tell_the_story(demo: DemoRuns, settings: Settings) -> int:
     if loop is not None and loop.success:
         rollouts = roll_out_experiments(demo, settings)
         if all(run.success for run in rollouts):
-            bring_up_to_date(demo, batch_jobs, rollouts)
+            # Before the runs that bring every asset up to date: they then show the warehouse without the
+            # erased customer (their rows, their campaign's previews).
+            erasure = show_privacy_requests(demo, settings)
+            bring_up_to_date(demo, batch_jobs, rollouts, after_erasure=erasure is not None)
             show_journeys(demo, settings)
-            show_privacy_requests(demo, settings)
     print_warehouse(settings, demo.log)
     failed = [run for run in demo.finished if not run.success]
     for run in failed:
@@ -296,11 +298,14 @@ def _dashboard_list(settings: Settings) -> str:
     return f"{folder}/{{{','.join(written)}}}.html"
 
 
-def bring_up_to_date(demo: DemoRuns, batch_jobs, rollouts) -> None:
+def bring_up_to_date(demo: DemoRuns, batch_jobs, rollouts, after_erasure: bool = False) -> None:
     """The engagement loop rebuilt the marts below the campaigns after they ran, and the roll-out sent
     more: run each once more, in the order the data flows, so the UI shows a finished demo rather than
-    assets waiting for their upstream. Nothing new is sent: each run's messages exist already."""
+    assets waiting for their upstream. Nothing new is sent: each run's messages exist already. After an
+    erasure the daily pipeline goes first: the raw tables lost the person's rows."""
     print("\nBringing every asset up to date (nothing new is sent):")
+    if after_erasure:
+        demo.run("  daily pipeline, taking in the erasure", PIPELINE_JOB, steps=False)
     for job in batch_jobs:
         demo.run(f"  batch campaign {job.name.removesuffix('_campaign')} again", job.name, steps=False)
     demo.run("  daily pipeline again, taking in the roll-out's sends", PIPELINE_JOB, steps=False)
