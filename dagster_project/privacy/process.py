@@ -4,17 +4,26 @@ all call `process_requests`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from dagster_project.privacy.audit_sources import seal_all
 from dagster_project.privacy.keys import SubjectKeys
 from dagster_project.privacy.providers import configured_erasers
-from dagster_project.privacy.runner import RequestOutcome, run_owner, run_request, take_lease, workable_requests
+from dagster_project.privacy.runner import (
+    PAUSED,
+    RequestOutcome,
+    run_owner,
+    run_request,
+    take_lease,
+    workable_requests,
+)
 from dagster_project.privacy.state import IntakeReport, ensure_privacy_tables, take_in_requests
-from dagster_project.privacy.steps import PrivacyContext, access_steps, erasure_steps
+from dagster_project.privacy.steps import REBUILD, PrivacyContext, access_steps, dbt_rebuild, erasure_steps
 from dagster_project.settings import (
     Settings,
     load_activation_settings,
@@ -62,6 +71,9 @@ def process_requests(context: PrivacyContext, owner: str | None = None) -> Proce
     with warehouse.connect() as conn:
         ensure_privacy_tables(conn)
         candidates = workable_requests(conn, context.clock())
+    # Every erasure of the run first deletes, then one dbt rebuild serves them all, then each is verified.
+    context = dataclasses.replace(context, rebuild=_once(context.rebuild or partial(dbt_rebuild, context.settings)))
+    paused = []
     for request in candidates:
         with warehouse.connect() as conn:
             leased = take_lease(conn, request.request_id, owner, context.clock())
@@ -69,9 +81,29 @@ def process_requests(context: PrivacyContext, owner: str | None = None) -> Proce
             report.leased_elsewhere += 1
             continue
         steps = erasure_steps() if request.type == "erase" else access_steps()
-        report.outcomes.append(run_request(warehouse, context, request, steps, owner, context.clock))
+        outcome = run_request(warehouse, context, request, steps, owner, context.clock,
+                              until=REBUILD if request.type == "erase" else None)
+        if outcome.state == PAUSED:
+            paused.append(request)
+        else:
+            report.outcomes.append(outcome)
+    for request in paused:
+        report.outcomes.append(run_request(warehouse, context, request, erasure_steps(), owner, context.clock))
     report.sealed = seal_all(warehouse, context.clock())[1]
     return report
+
+
+def _once(rebuild: Callable[[], dict]) -> Callable[[], dict]:
+    """The rebuild, run at most once per privacy run (a failed one is tried again by the next request)."""
+    done: list[dict] = []
+
+    def rebuild_once() -> dict:
+        if not done:
+            done.append(rebuild())
+            return done[0]
+        return {**done[0], "shared": "rebuilt once for every erasure of this run"}
+
+    return rebuild_once
 
 
 def _audience_relations() -> dict[str, str]:

@@ -36,6 +36,7 @@ STEP_COLUMNS = columns(
     "detail_json:VARCHAR owner:VARCHAR done_at:TIMESTAMP updated_at:TIMESTAMP"
 ) + (Column("seconds", "DOUBLE PRECISION"),)  # how long the step's successful attempt took
 PENDING, DONE, FAILED, SKIPPED = "pending", "done", "failed", "skipped"
+PAUSED = "paused"  # an outcome only: the run goes on with the request after its other requests' steps
 LEASE = timedelta(minutes=30)
 FIRST_BACKOFF, MAX_BACKOFF = timedelta(minutes=1), timedelta(hours=6)
 
@@ -143,8 +144,9 @@ def step_rows(conn: Connection, request_id: str) -> dict[str, tuple]:
 
 
 def run_request(warehouse: Warehouse, context, request: OpenRequestRow, steps: list[Step], owner: str,
-                clock: Callable[[], datetime]) -> RequestOutcome:
-    """Run the request's unfinished steps in order under its lease (taken by the caller)."""
+                clock: Callable[[], datetime], until: str | None = None) -> RequestOutcome:
+    """Run the request's unfinished steps in order under its lease (taken by the caller). With `until`, stop
+    before that step and keep the lease (state PAUSED): the caller goes on with the request later in the run."""
     outcome = RequestOutcome(request.request_id, request.type, IN_PROGRESS)
     with warehouse.connect() as conn:
         ensure_step_table(conn)
@@ -154,6 +156,9 @@ def run_request(warehouse: Warehouse, context, request: OpenRequestRow, steps: l
         known = step_rows(conn, request.request_id)
     blocked = False
     for step in steps:
+        if step.name == until:
+            outcome.state = PAUSED
+            return outcome
         state, attempts, next_at, error, detail = known[step.name]
         if state in (DONE, SKIPPED):
             outcome.steps_done.append(step.name)

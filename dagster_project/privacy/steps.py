@@ -12,7 +12,8 @@ Erasure:
                     (before the rows: a concurrent ingest then never reloads the old content)
     warehouse_rows  every row of every table holding one of their identifiers (raw, models, ops)
     files           their .eml files, the previews that sampled them, their earlier access exports
-    rebuild         the dbt tables rebuilt from what is left
+    rebuild         the dbt tables rebuilt from what is left (once per run: every erasure of the run deletes
+                    first, process.py)
     verify          every table and file Mailroom owns scanned: a hit sends the steps that own it round again
     forget          the working set and the request's own landing line removed; the erasure entry audited
 Access: resolve, export (JSON and HTML), forget.
@@ -54,6 +55,7 @@ from reverse_etl.outgoing import message_file_stem
 SUBJECTS = "ops.privacy_subjects"
 SUBJECT_COLUMNS = columns("request_id:VARCHAR identifier_type:VARCHAR identifier_value:VARCHAR requested:BOOLEAN")
 PROVIDER_STEPS = ("crm_database", "hubspot", "sendgrid")
+REBUILD = "rebuild"
 
 
 @dataclass
@@ -74,7 +76,7 @@ def erasure_steps() -> list[Step]:
     return [Step("resolve", resolve_step), Step("suppress", suppress_step),
             *(Step(name, _provider_step(name), blocking=False) for name in PROVIDER_STEPS),
             Step("landing_files", landing_files_step), Step("warehouse_rows", warehouse_rows_step),
-            Step("files", files_step), Step("rebuild", rebuild_step), Step("verify", verify_step),
+            Step("files", files_step), Step(REBUILD, rebuild_step), Step("verify", verify_step),
             Step("forget", forget_step, final=True)]
 
 
@@ -199,9 +201,7 @@ def files_step(context: PrivacyContext, request: OpenRequestRow) -> dict:
 
 
 def rebuild_step(context: PrivacyContext, request: OpenRequestRow) -> dict:
-    if context.rebuild is not None:
-        return context.rebuild()
-    return dbt_rebuild(context.settings)
+    return context.rebuild() if context.rebuild is not None else dbt_rebuild(context.settings)
 
 
 def dbt_rebuild(settings: Settings) -> dict:

@@ -82,11 +82,11 @@ def resolve(conn: Connection, requested: list[tuple[str, str]]) -> WorkingSet:
 
 
 def scan(conn: Connection, working: WorkingSet, schemas=SCANNED_SCHEMAS, skip_tables=()) -> list[Hit]:
-    """Every (table, column, identifier type) where a value of the working set still appears, with the number
-    of rows. An identifier of SHORT_ID characters or more matches as a whole token anywhere in a value (JSON,
-    headers, bodies: not preceded or followed by a letter, digit or . _ @ + -, so ann@example.com is not found
-    in joann@example.com, nor u_1234567 in u_12345678), emails case-insensitively; a shorter one only as the
-    whole value (user id 42 is not every 42)."""
+    """Every (table, column, identifier type) where a value of the working set still appears in a table (views
+    store nothing), with the number of rows. An identifier of SHORT_ID characters or more matches as a whole
+    token anywhere in a value (JSON, headers, bodies: not preceded or followed by a letter, digit or
+    . _ @ + -, so ann@example.com is not found in joann@example.com, nor u_1234567 in u_12345678), emails
+    case-insensitively; a shorter one only as the whole value (user id 42 is not every 42)."""
     conditions: list[tuple[str, str, list]] = []  # (identifier type, SQL over `col`, parameters)
     matches = regex_sql(conn)
     for kind, values in sorted(working.values().items()):
@@ -99,21 +99,25 @@ def scan(conn: Connection, working: WorkingSet, schemas=SCANNED_SCHEMAS, skip_ta
                 conditions.append((kind, matches.format("col"), [token_pattern(value)]))
     if not conditions:
         return []
+    by_table: dict[tuple[str, str], list[str]] = defaultdict(list)
+    # Base tables only: a view stores nothing, and reading one recomputes the tables it reads.
+    for schema, table, column in text_columns(conn, schemas, base_tables_only=True):
+        if f"{schema}.{table}" not in skip_tables:
+            by_table[(schema, table)].append(column)
     hits = []
-    for schema, table, column in text_columns(conn, schemas):
-        if f"{schema}.{table}" in skip_tables:
-            continue
-        quoted = f'"{column}"'
-        cast = f"cast({quoted} as varchar)"
-        by_type: dict[str, list[str]] = defaultdict(list)
-        parameters: dict[str, list] = defaultdict(list)
-        for kind, sql, params in conditions:
-            by_type[kind].append(sql.replace("col", cast))
-            parameters[kind].extend(params)
-        counts = ", ".join(f"sum(case when {' or '.join(sqls)} then 1 else 0 end)" for sqls in by_type.values())
-        row = conn.fetchall(f'SELECT {counts} FROM "{schema}"."{table}" WHERE {quoted} IS NOT NULL',
-                            [p for kind in by_type for p in parameters[kind]])[0]
-        hits += [Hit(f"{schema}.{table}", column, kind, int(n)) for kind, n in zip(by_type, row, strict=True) if n]
+    for (schema, table), table_columns in by_table.items():  # one pass over each table, all its columns at once
+        sums, parameters, labels = [], [], []
+        for column in table_columns:
+            cast = f'cast("{column}" as varchar)'
+            by_type: dict[str, list[str]] = defaultdict(list)
+            for kind, sql, params in conditions:
+                by_type[kind].append(sql.replace("col", cast))
+                parameters.extend(params)
+            sums += [f"sum(case when {' or '.join(sqls)} then 1 else 0 end)" for sqls in by_type.values()]
+            labels += [(column, kind) for kind in by_type]
+        row = conn.fetchall(f'SELECT {", ".join(sums)} FROM "{schema}"."{table}"', parameters)[0]
+        hits += [Hit(f"{schema}.{table}", column, kind, int(n))
+                 for (column, kind), n in zip(labels, row, strict=True) if n]
     return hits
 
 
