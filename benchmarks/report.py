@@ -197,8 +197,8 @@ def _privacy_lines(results: list[dict]) -> list[str]:
              "of the table models, now once per run and shared by its erasures (the 2026-12-08 figures are from "
              "before: one per erasure, a scan that read each table once per column, views included, and a test "
              "run sharing the 2 cores for the first half hour). Then the audit chain: entries put into "
-             "ops.audit_pending by batched inserts, `seal`, `verify`, each in its own process (seconds: the work itself, without the "
-             "process's start-up).\n",
+             "ops.audit_pending by batched inserts, `seal`, `verify`, each in its own process (seconds: the work "
+             "itself, without the process's start-up).\n",
              "| customers | warehouse | stage | requests | seconds | largest s | peak MiB | states or result "
              "| counts | recorded |",
              "|---:|---|---|---:|---:|---:|---:|---|---|---|"]
