@@ -145,7 +145,7 @@ def test_unchanged_files_are_not_hashed_again(warehouse, tmp_path, monkeypatch):
     (landing / "consent" / "a.jsonl").write_bytes(jsonl(consent_event("a")))
     ingest_source(warehouse, SOURCES["consent"], landing, now=NOW)
     hashed = []
-    monkeypatch.setattr(loader, "_sha256", lambda path: hashed.append(path.name) or "not-the-digest")
+    monkeypatch.setattr(loader, "file_sha256", lambda path: hashed.append(path.name) or "not-the-digest")
     assert ingest_source(warehouse, SOURCES["consent"], landing, now=NOW).files_skipped == 1
     assert hashed == []
 

@@ -123,7 +123,7 @@ def ensure_raw_tables(warehouse: Warehouse) -> None:
             ensure_lookup_indexes(conn, source.qualified_table)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -313,7 +313,7 @@ def _new_files(warehouse: Warehouse, source: Source, landing_dir: Path, retry_re
         if (relative, stat.st_size, stat.st_mtime_ns) in by_stat:
             report.files_skipped += 1
             continue
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if (relative, digest) in by_digest:
             report.files_skipped += 1
             touched.append((stat.st_mtime_ns, source.name, relative, digest))

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import hashlib
 import os
 import re
 import stat
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import orjson
 
+from dagster_project.ingest.loader import file_sha256
 from dagster_project.ingest.reader import UTF8_BOM, ReadLimits
 from dagster_project.key_files import fsync_directory
 from dagster_project.privacy.requests import REQUEST_ID
@@ -164,7 +164,7 @@ def rewrite_file(path: Path, matcher: IdentifierMatcher, tag: str,
             raw.flush()
             os.fsync(raw.fileno())
         written = partial.stat()  # a rename keeps the mtime: these are the new file's
-        outcome = RewriteOutcome(path, len(spans), len(blank), _sha256(partial), written.st_size,
+        outcome = RewriteOutcome(path, len(spans), len(blank), file_sha256(partial), written.st_size,
                                  written.st_mtime_ns)
         _unchanged_since(path, before)
         if before_replace is not None:
@@ -356,10 +356,3 @@ def _unchanged_since(path: Path, before: os.stat_result) -> None:
             "delivery under the same name?); it was not replaced. Run the step again: it searches the file anew"
         )
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
